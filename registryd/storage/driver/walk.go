@@ -64,7 +64,8 @@ func WalkOptionsFrom(options ...WalkOption) WalkOptions {
 //
 // StartAfterHint is honoured exactly: entries that sort (see ComparePaths)
 // at or before the hint are neither reported nor descended into, except the
-// hint's ancestors, which are descended into without being reported.
+// hint itself and its ancestors, which are descended into without being
+// reported.
 func WalkFallback(ctx context.Context, d StorageDriver, from string, f WalkFn, options ...WalkOption) error {
 	opts := WalkOptionsFrom(options...)
 	err := walkDir(ctx, d, from, opts.StartAfterHint, f, false)
@@ -92,10 +93,11 @@ func walkDir(ctx context.Context, d StorageDriver, dir, hint string, f WalkFn, t
 		}
 		report := true
 		if hint != "" {
-			if isAncestor(child, hint) {
-				report = false
-			} else if ComparePaths(child, hint) <= 0 {
-				continue
+			if c := ComparePaths(child, hint); c <= 0 {
+				if c < 0 && !isAncestor(child, hint) {
+					continue // child and its whole subtree sort before the hint
+				}
+				report = false // the hint itself or an ancestor: descend only
 			}
 		}
 		fi, err := d.Stat(ctx, child)
