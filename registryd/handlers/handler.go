@@ -1,0 +1,213 @@
+// Package handlers is registryd's HTTP API: the OCI Distribution Spec v1.1
+// (pull, push, mount, tags, catalog, delete, referrers) plus Docker schema2
+// manifests and manifest lists, served from a storage driver through the
+// Distribution-compatible layout of package storage.
+//
+// One handler is built by New from options. Every error response is a
+// *Error written by writeError. Routes are declared once, in New; since
+// repository names contain "/", a request path is matched from its end.
+package handlers
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/berth-dev/berth/registryd/storage"
+	"github.com/berth-dev/berth/registryd/storage/driver"
+)
+
+// DefaultMaxManifestSize is the largest manifest accepted (4 MiB), the
+// limit of Distribution and of the OCI spec's guidance.
+const DefaultMaxManifestSize = 4 << 20
+
+// DefaultCatalogMaxEntries is how many repositories a catalog page holds
+// at most, and when the client gives no n (Distribution's default).
+const DefaultCatalogMaxEntries = 1000
+
+// IndexValidationMode says which children of an image index must exist
+// when the index is pushed (validation.manifests.indexes.platforms).
+type IndexValidationMode int
+
+const (
+	// IndexValidateAll requires every child (the default).
+	IndexValidateAll IndexValidationMode = iota
+	// IndexValidateNone requires none.
+	IndexValidateNone
+	// IndexValidateList requires children whose platform is in the list.
+	IndexValidateList
+)
+
+// Platform is an OS and architecture pair.
+type Platform struct {
+	OS           string
+	Architecture string
+}
+
+// IndexValidation configures index child validation.
+type IndexValidation struct {
+	Mode      IndexValidationMode
+	Platforms []Platform // for IndexValidateList
+}
+
+type options struct {
+	deleteEnabled     bool
+	readOnly          func() bool
+	indexValidation   IndexValidation
+	maxManifestSize   int64
+	catalogMaxEntries int
+	relativeURLs      bool
+	logger            *slog.Logger
+}
+
+// Option configures the handler built by New.
+type Option func(*options)
+
+// WithDeleteEnabled allows DELETE of blobs, manifests and tags
+// (storage.delete.enabled). Without it they answer 405 UNSUPPORTED.
+func WithDeleteEnabled(enabled bool) Option { return func(o *options) { o.deleteEnabled = enabled } }
+
+// WithReadOnly makes every write answer 405 UNSUPPORTED while f returns
+// true (storage.maintenance.readonly). f is called on every write, so the
+// mode can change while the server runs.
+func WithReadOnly(f func() bool) Option { return func(o *options) { o.readOnly = f } }
+
+// WithIndexValidation sets validation.manifests.indexes.
+func WithIndexValidation(v IndexValidation) Option {
+	return func(o *options) { o.indexValidation = v }
+}
+
+// WithMaxManifestSize sets the largest manifest accepted, in bytes.
+func WithMaxManifestSize(n int64) Option { return func(o *options) { o.maxManifestSize = n } }
+
+// WithCatalogMaxEntries sets the largest catalog page (catalog.maxentries).
+func WithCatalogMaxEntries(n int) Option { return func(o *options) { o.catalogMaxEntries = n } }
+
+// WithRelativeURLs makes Location headers relative (http.relativeurls).
+// By default they are absolute, built from the request's Host and scheme
+// (honouring X-Forwarded-Proto and X-Forwarded-Host), as Distribution does.
+func WithRelativeURLs(relative bool) Option { return func(o *options) { o.relativeURLs = relative } }
+
+// WithLogger sets the logger for unexpected errors.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// handlerFunc serves one route and method. A returned error is mapped to a
+// protocol error and written by ServeHTTP; nothing must have been written.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
+
+type handler struct {
+	options
+	store  *storage.Store
+	routes map[routeKind]map[string]handlerFunc
+}
+
+// New returns the registry's HTTP handler over drv.
+func New(drv driver.StorageDriver, opts ...Option) http.Handler {
+	h := &handler{
+		options: options{
+			maxManifestSize:   DefaultMaxManifestSize,
+			catalogMaxEntries: DefaultCatalogMaxEntries,
+			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
+		store: storage.New(drv),
+	}
+	for _, o := range opts {
+		o(&h.options)
+	}
+	h.routes = map[routeKind]map[string]handlerFunc{
+		routeBase:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
+		routeCatalog:     {http.MethodGet: h.catalog},
+		routeTags:        {http.MethodGet: h.tagsList},
+		routeBlob:        {http.MethodGet: h.getBlob, http.MethodHead: h.getBlob, http.MethodDelete: h.deleteBlob},
+		routeUploadStart: {http.MethodPost: h.startUpload},
+		routeUpload: {
+			http.MethodGet:    h.uploadStatus,
+			http.MethodPatch:  h.patchUpload,
+			http.MethodPut:    h.putUpload,
+			http.MethodDelete: h.cancelUpload,
+		},
+		routeManifest: {
+			http.MethodGet:    h.getManifest,
+			http.MethodHead:   h.getManifest,
+			http.MethodPut:    h.putManifest,
+			http.MethodDelete: h.deleteManifest,
+		},
+		routeReferrers: {http.MethodGet: h.referrers},
+	}
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	methods := h.routes[rt.kind]
+	fn, ok := methods[r.Method]
+	if !ok {
+		allowed := make([]string, 0, len(methods))
+		for m := range methods {
+			allowed = append(allowed, m)
+		}
+		slices.Sort(allowed)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, r, ErrUnsupported.WithMessage("method "+r.Method+" not allowed"))
+		return
+	}
+	if rt.name != "" && !storage.ValidName(rt.name) {
+		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.name}))
+		return
+	}
+	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {
+		writeError(w, r, errReadOnly)
+		return
+	}
+	if err := fn(w, r, rt); err != nil {
+		e, known := toError(err)
+		if !known {
+			h.logger.ErrorContext(r.Context(), "Request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		}
+		writeError(w, r, e)
+	}
+}
+
+func isWrite(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// absURL turns a path into the URL put in a Location header.
+func (h *handler) absURL(r *http.Request, p string) string {
+	if h.relativeURLs {
+		return p
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if fp := r.Header.Get("X-Forwarded-Proto"); fp != "" {
+		scheme = strings.TrimSpace(strings.Split(fp, ",")[0])
+	}
+	host := r.Host
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+		host = strings.TrimSpace(strings.Split(fh, ",")[0])
+	}
+	return scheme + "://" + host + p
+}
+
+func (h *handler) ping(w http.ResponseWriter, r *http.Request, _ route) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(w, "{}")
+	}
+	return nil
+}

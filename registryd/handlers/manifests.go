@@ -1,0 +1,293 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/registryd/storage"
+)
+
+// reference is a manifest reference: a tag or a digest.
+type reference struct {
+	tag    string
+	digest digest.Digest
+}
+
+// parseReference tells a digest (it has a ":") from a tag.
+func parseReference(ref string) (reference, error) {
+	if strings.Contains(ref, ":") {
+		d, err := storage.ParseDigest(ref)
+		if err != nil {
+			return reference{}, err
+		}
+		return reference{digest: d}, nil
+	}
+	if !storage.ValidTag(ref) {
+		return reference{}, ErrTagInvalid.WithMessage("invalid tag").WithDetail(map[string]string{"tag": ref})
+	}
+	return reference{tag: ref}, nil
+}
+
+func (h *handler) resolve(ctx context.Context, name string, ref reference) (digest.Digest, error) {
+	if ref.digest != "" {
+		return ref.digest, nil
+	}
+	return h.store.ResolveTag(ctx, name, ref.tag)
+}
+
+// acceptedTypes returns the manifest media types listed in the request's
+// Accept headers (parameters such as q are ignored), and whether the client
+// sent any Accept header that restricts the type at all.
+func acceptedTypes(r *http.Request) (map[string]bool, bool) {
+	types := map[string]bool{}
+	restricted := false
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, err := mime.ParseMediaType(part)
+			if err != nil {
+				continue
+			}
+			if mt == "*/*" || mt == "application/*" {
+				return types, false
+			}
+			restricted = true
+			types[mt] = true
+		}
+	}
+	return types, restricted
+}
+
+// getManifest serves GET and HEAD /v2/<name>/manifests/<reference>.
+//
+// Accept negotiation follows Distribution v3 where it refuses, and only
+// there: fetched by tag, an OCI manifest or index whose media type the
+// client's Accept does not list is 404 MANIFEST_UNKNOWN, and a Docker
+// manifest list is replaced by its linux/amd64 image (404 when it has
+// none). registryd is more lenient than Distribution in two cases, both
+// on purpose: a request with no Accept header, or one accepting */*, gets
+// the stored manifest whatever its type (Distribution treats no Accept as
+// accepting nothing but schema2), and a fetch by digest always returns the
+// stored bytes, since the client named exactly what it wants.
+func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	ctx := r.Context()
+	ref, err := parseReference(rt.ref)
+	if err != nil {
+		return err
+	}
+	d, err := h.resolve(ctx, rt.name, ref)
+	if err != nil {
+		return err
+	}
+	content, err := h.store.GetManifest(ctx, rt.name, d)
+	if err != nil {
+		return err
+	}
+	m, mt, err := storage.ParseManifest(content, "")
+	if err != nil {
+		return fmt.Errorf("stored manifest %s: %w", d, err)
+	}
+	accepted, restricted := acceptedTypes(r)
+	if ref.tag != "" && restricted && !accepted[mt] {
+		switch mt {
+		case storage.MediaTypeOCIManifest:
+			return ErrManifestUnknown.WithMessage("OCI manifest found, but the Accept header does not list OCI manifests")
+		case storage.MediaTypeOCIIndex:
+			return ErrManifestUnknown.WithMessage("OCI index found, but the Accept header does not list OCI indexes")
+		case storage.MediaTypeDockerList:
+			child := defaultPlatformChild(m)
+			if child == "" {
+				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
+			}
+			if content, err = h.store.GetManifest(ctx, rt.name, child); err != nil {
+				return err
+			}
+			if _, mt, err = storage.ParseManifest(content, ""); err != nil {
+				return fmt.Errorf("stored manifest %s: %w", child, err)
+			}
+			if mt == storage.MediaTypeDockerManifest && !accepted[mt] {
+				return ErrManifestInvalid.WithMessage("schema 2 manifest not supported by client")
+			}
+			d = child
+		}
+	}
+	if etagMatch(r, d) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", mt)
+	hd.Set("Content-Length", strconv.Itoa(len(content)))
+	hd.Set("Docker-Content-Digest", d.String())
+	hd.Set("Etag", `"`+d.String()+`"`)
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(content)
+	}
+	return nil
+}
+
+func defaultPlatformChild(m *storage.Manifest) digest.Digest {
+	for _, c := range m.Manifests {
+		if c.Platform != nil && c.Platform.OS == "linux" && c.Platform.Architecture == "amd64" {
+			return c.Digest
+		}
+	}
+	return ""
+}
+
+func etagMatch(r *http.Request, d digest.Digest) bool {
+	for _, v := range r.Header.Values("If-None-Match") {
+		for part := range strings.SplitSeq(v, ",") {
+			if t := strings.Trim(strings.TrimSpace(part), `"`); t == d.String() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// putManifest serves PUT /v2/<name>/manifests/<reference>.
+func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	ctx := r.Context()
+	ref, err := parseReference(rt.ref)
+	if err != nil {
+		return err
+	}
+	tooLarge := ErrSizeInvalid.WithMessage("manifest too large")
+	tooLarge.Status = http.StatusRequestEntityTooLarge
+	tooLarge.Detail = map[string]int64{"limit": h.maxManifestSize}
+	if r.ContentLength > h.maxManifestSize {
+		return tooLarge
+	}
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, io.LimitReader(r.Body, h.maxManifestSize+1)); err != nil {
+		return ErrManifestInvalid.WithDetail("reading body: " + err.Error())
+	}
+	if int64(buf.Len()) > h.maxManifestSize {
+		return tooLarge
+	}
+	content := buf.Bytes()
+	m, mt, err := storage.ParseManifest(content, r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	d := digest.Canonical.FromBytes(content)
+	if ref.digest != "" {
+		if got := ref.digest.Algorithm().FromBytes(content); got != ref.digest {
+			return ErrDigestInvalid.WithMessage("manifest digest does not match the reference").
+				WithDetail(map[string]string{"reference": ref.digest.String(), "computed": got.String()})
+		}
+		d = ref.digest
+	}
+	if err := h.verifyReferences(ctx, rt.name, m, mt); err != nil {
+		return err
+	}
+	if err := h.store.PutManifest(ctx, rt.name, d, content); err != nil {
+		return err
+	}
+	if ref.tag != "" {
+		if err := h.store.Tag(ctx, rt.name, ref.tag, d); err != nil {
+			return err
+		}
+	}
+	hd := w.Header()
+	hd.Set("Location", h.absURL(r, "/v2/"+rt.name+"/manifests/"+d.String()))
+	hd.Set("Docker-Content-Digest", d.String())
+	if m.Subject != nil {
+		hd.Set("OCI-Subject", m.Subject.Digest.String())
+	}
+	hd.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// verifyReferences checks that what the manifest references is in the
+// repository: config and layers as blobs (a non-distributable layer that
+// carries URLs is fetched from those and need not be pushed), index
+// children as manifests, as the index validation option says. The subject
+// need not exist.
+func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.Manifest, mt string) error {
+	if storage.IsIndexMediaType(mt) {
+		for _, c := range m.Manifests {
+			if !h.mustExist(c) {
+				continue
+			}
+			ok, err := h.store.ManifestExists(ctx, name, c.Digest)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ErrManifestBlobUnknown.WithDetail(map[string]string{"digest": c.Digest.String()})
+			}
+		}
+		return nil
+	}
+	for _, b := range m.References() {
+		if len(b.URLs) > 0 && isNonDistributable(b.MediaType) {
+			continue
+		}
+		if _, err := h.store.StatBlob(ctx, name, b.Digest); err != nil {
+			if errors.Is(err, storage.ErrBlobUnknown) {
+				return ErrManifestBlobUnknown.WithDetail(map[string]string{"digest": b.Digest.String()})
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func isNonDistributable(mt string) bool {
+	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
+}
+
+func (h *handler) mustExist(c v1.Descriptor) bool {
+	switch h.indexValidation.Mode {
+	case IndexValidateNone:
+		return false
+	case IndexValidateList:
+		if c.Platform == nil {
+			return false
+		}
+		for _, p := range h.indexValidation.Platforms {
+			if p.OS == c.Platform.OS && p.Architecture == c.Platform.Architecture {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// deleteManifest serves DELETE /v2/<name>/manifests/<reference>: by tag it
+// removes the tag only; by digest it removes the manifest and every tag
+// pointing at it (202).
+func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	if !h.deleteEnabled {
+		return ErrUnsupported.WithMessage("deletion is disabled")
+	}
+	ref, err := parseReference(rt.ref)
+	if err != nil {
+		return err
+	}
+	if ref.tag != "" {
+		err = h.store.Untag(r.Context(), rt.name, ref.tag)
+	} else {
+		_, err = h.store.DeleteManifest(r.Context(), rt.name, ref.digest)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

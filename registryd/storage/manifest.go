@@ -1,0 +1,170 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Manifest media types registryd knows.
+const (
+	MediaTypeOCIManifest    = v1.MediaTypeImageManifest
+	MediaTypeOCIIndex       = v1.MediaTypeImageIndex
+	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+// IsIndexMediaType reports whether mt is an index or manifest list.
+func IsIndexMediaType(mt string) bool { return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList }
+
+// Manifest is the union of the fields of the manifest kinds registryd
+// stores: OCI image manifest (including artifacts), OCI image index,
+// Docker schema2 manifest and Docker manifest list.
+type Manifest struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType,omitempty"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        *v1.Descriptor    `json:"config,omitempty"`
+	Layers        []v1.Descriptor   `json:"layers,omitempty"`
+	Manifests     []v1.Descriptor   `json:"manifests,omitempty"`
+	Subject       *v1.Descriptor    `json:"subject,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// ManifestError explains why a manifest is refused.
+type ManifestError struct{ Reason string }
+
+func (e *ManifestError) Error() string { return "invalid manifest: " + e.Reason }
+
+// ParseManifest decodes content and works out its media type. contentType
+// is the type the client declared (empty when reading back from storage).
+//
+// The media type is the body's mediaType field; an OCI manifest or index
+// may omit it, and is then recognised by its shape ("manifests" means an
+// index) or by contentType. A declared contentType that contradicts the
+// body's mediaType is an error. Schema 1 manifests are refused, as in
+// Distribution v3.
+func ParseManifest(content []byte, contentType string) (*Manifest, string, error) {
+	var m Manifest
+	if err := json.Unmarshal(content, &m); err != nil {
+		return nil, "", &ManifestError{Reason: err.Error()}
+	}
+	var raw map[string]json.RawMessage
+	_ = json.Unmarshal(content, &raw)
+	if m.SchemaVersion != 2 {
+		return nil, "", &ManifestError{Reason: fmt.Sprintf("unsupported schemaVersion %d", m.SchemaVersion)}
+	}
+	declared := strings.TrimSpace(strings.Split(contentType, ";")[0])
+	mt := m.MediaType
+	switch {
+	case mt != "":
+		if declared != "" && declared != mt {
+			return nil, "", &ManifestError{Reason: fmt.Sprintf("Content-Type %q does not match mediaType %q", declared, mt)}
+		}
+	case declared == MediaTypeOCIManifest || declared == MediaTypeOCIIndex:
+		mt = declared
+	case declared != "" && declared != "application/json" && declared != "application/octet-stream":
+		return nil, "", &ManifestError{Reason: fmt.Sprintf("manifest of Content-Type %q has no mediaType", declared)}
+	case raw["manifests"] != nil:
+		mt = MediaTypeOCIIndex
+	default:
+		mt = MediaTypeOCIManifest
+	}
+	switch mt {
+	case MediaTypeOCIManifest, MediaTypeDockerManifest:
+		if m.Config == nil {
+			return nil, "", &ManifestError{Reason: "manifest has no config"}
+		}
+		if raw["manifests"] != nil {
+			return nil, "", &ManifestError{Reason: "image manifest has a manifests field"}
+		}
+		if mt == MediaTypeDockerManifest && m.Subject != nil {
+			return nil, "", &ManifestError{Reason: "docker manifest has a subject"}
+		}
+	case MediaTypeOCIIndex, MediaTypeDockerList:
+		if m.Config != nil || raw["layers"] != nil {
+			return nil, "", &ManifestError{Reason: "index has config or layers"}
+		}
+	default:
+		return nil, "", &ManifestError{Reason: fmt.Sprintf("unsupported manifest media type %q", mt)}
+	}
+	for _, d := range m.References() {
+		if err := d.Digest.Validate(); err != nil {
+			return nil, "", &ManifestError{Reason: fmt.Sprintf("descriptor digest %q: %v", d.Digest, err)}
+		}
+		if d.Size < 0 {
+			return nil, "", &ManifestError{Reason: fmt.Sprintf("descriptor %s has a negative size", d.Digest)}
+		}
+	}
+	if m.Subject != nil {
+		if err := m.Subject.Digest.Validate(); err != nil {
+			return nil, "", &ManifestError{Reason: fmt.Sprintf("subject digest %q: %v", m.Subject.Digest, err)}
+		}
+	}
+	return &m, mt, nil
+}
+
+// References returns the descriptors that must exist for the manifest to
+// be complete: config and layers of a manifest, children of an index. The
+// subject is not among them: it may be pushed after its referrers.
+func (m *Manifest) References() []v1.Descriptor {
+	var out []v1.Descriptor
+	if m.Config != nil {
+		out = append(out, *m.Config)
+	}
+	out = append(out, m.Layers...)
+	return append(out, m.Manifests...)
+}
+
+// Referrers returns a descriptor of every manifest of repository name whose
+// subject is d, sorted by digest. When artifactType is not empty only
+// manifests of that artifact type are returned. A manifest's artifact type
+// is its artifactType field, or its config's media type.
+//
+// It reads every manifest revision of the repository: correct, and linear
+// in the number of manifests; no index is stored.
+func (s *Store) Referrers(ctx context.Context, name string, d digest.Digest, artifactType string) ([]v1.Descriptor, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	revs, err := s.ManifestDigests(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := []v1.Descriptor{}
+	for _, rev := range revs {
+		content, err := s.GetManifest(ctx, name, rev)
+		if errors.Is(err, ErrManifestUnknown) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, mt, err := ParseManifest(content, "")
+		if err != nil || m.Subject == nil || m.Subject.Digest != d {
+			continue
+		}
+		at := m.ArtifactType
+		if at == "" && m.Config != nil {
+			at = m.Config.MediaType
+		}
+		if artifactType != "" && at != artifactType {
+			continue
+		}
+		out = append(out, v1.Descriptor{
+			MediaType:    mt,
+			Digest:       rev,
+			Size:         int64(len(content)),
+			ArtifactType: at,
+			Annotations:  m.Annotations,
+		})
+	}
+	slices.SortFunc(out, func(a, b v1.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	return out, nil
+}

@@ -1,0 +1,214 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/registryd/storage/driver"
+)
+
+// GetManifest returns the content of manifest d of repository name.
+func (s *Store) GetManifest(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	target, err := s.readLink(ctx, RevisionLinkPath(name, d), ErrManifestUnknown)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.driver.GetContent(ctx, BlobDataPath(target))
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, ErrManifestUnknown
+	}
+	return b, err
+}
+
+// ManifestExists reports whether manifest d is stored in repository name.
+func (s *Store) ManifestExists(ctx context.Context, name string, d digest.Digest) (bool, error) {
+	_, err := s.GetManifest(ctx, name, d)
+	if errors.Is(err, ErrManifestUnknown) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// PutManifest stores content as manifest d of repository name: the content
+// goes to the global blob store and a revision link into the repository.
+// Manifests are not linked under _layers, as in Distribution.
+func (s *Store) PutManifest(ctx context.Context, name string, d digest.Digest, content []byte) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if d.Algorithm().FromBytes(content) != d {
+		return ErrDigestMismatch
+	}
+	if err := s.putBlob(ctx, d, content); err != nil {
+		return err
+	}
+	return s.writeLink(ctx, RevisionLinkPath(name, d), d)
+}
+
+// DeleteManifest removes manifest d from repository name, and every tag
+// whose current link points at it (Distribution's handler does the same).
+// It returns the tags removed. The content stays in the blob store until
+// garbage collection.
+func (s *Store) DeleteManifest(ctx context.Context, name string, d digest.Digest) ([]string, error) {
+	if _, err := s.GetManifest(ctx, name, d); err != nil {
+		return nil, err
+	}
+	if err := s.driver.Delete(ctx, path.Dir(RevisionLinkPath(name, d))); err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return nil, err
+	}
+	tags, err := s.TagsFor(ctx, name, d)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tags {
+		if err := s.Untag(ctx, name, t); err != nil && !errors.Is(err, ErrTagUnknown) {
+			return nil, err
+		}
+	}
+	return tags, nil
+}
+
+// ResolveTag returns the digest tag points at in repository name.
+func (s *Store) ResolveTag(ctx context.Context, name, tag string) (digest.Digest, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	if !ValidTag(tag) {
+		return "", ErrTagInvalid
+	}
+	return s.readLink(ctx, TagCurrentLinkPath(name, tag), ErrTagUnknown)
+}
+
+// Tag points tag at manifest d: it writes the tag's index entry, then its
+// current link, in Distribution's order.
+func (s *Store) Tag(ctx context.Context, name, tag string, d digest.Digest) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if !ValidTag(tag) {
+		return ErrTagInvalid
+	}
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if err := s.writeLink(ctx, TagIndexLinkPath(name, tag, d), d); err != nil {
+		return err
+	}
+	return s.writeLink(ctx, TagCurrentLinkPath(name, tag), d)
+}
+
+// Untag removes tag, with its whole history (the tag directory), as
+// Distribution does. The manifests stay.
+func (s *Store) Untag(ctx context.Context, name, tag string) error {
+	if _, err := s.ResolveTag(ctx, name, tag); err != nil {
+		return err
+	}
+	err := s.driver.Delete(ctx, tagPath(name, tag))
+	if errors.Is(err, driver.ErrNotFound) {
+		return ErrTagUnknown
+	}
+	return err
+}
+
+// Tags returns the tags of repository name in lexical order.
+// ErrRepositoryUnknown is returned when the repository does not exist.
+func (s *Store) Tags(ctx context.Context, name string) ([]string, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	entries, err := s.driver.List(ctx, tagsPath(name))
+	if errors.Is(err, driver.ErrNotFound) {
+		ok, err := s.RepositoryExists(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrRepositoryUnknown
+		}
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	tags := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if t := path.Base(e); ValidTag(t) {
+			tags = append(tags, t)
+		}
+	}
+	slices.Sort(tags)
+	return tags, nil
+}
+
+// TagsFor returns the tags of repository name whose current link points at d.
+func (s *Store) TagsFor(ctx context.Context, name string, d digest.Digest) ([]string, error) {
+	tags, err := s.Tags(ctx, name)
+	if errors.Is(err, ErrRepositoryUnknown) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range tags {
+		target, err := s.ResolveTag(ctx, name, t)
+		if errors.Is(err, ErrTagUnknown) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if target == d {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// ManifestDigests returns the digests of every manifest revision of
+// repository name, sorted.
+func (s *Store) ManifestDigests(ctx context.Context, name string) ([]digest.Digest, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	algs, err := s.driver.List(ctx, revisionsPath(name))
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []digest.Digest
+	for _, algDir := range algs {
+		alg := path.Base(algDir)
+		hexes, err := s.driver.List(ctx, algDir)
+		if errors.Is(err, driver.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hexes {
+			d := digest.Digest(alg + ":" + path.Base(h))
+			if d.Validate() == nil {
+				out = append(out, d)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b digest.Digest) int { return strings.Compare(string(a), string(b)) })
+	return out, nil
+}

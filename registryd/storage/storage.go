@@ -1,0 +1,231 @@
+// Package storage is registryd's registry layer: it lays out blobs,
+// repositories, manifests, tags and upload sessions on a storage driver
+// exactly as the CNCF Distribution registry does, so that a directory (or
+// bucket) written by one is served by the other.
+//
+// Layout, below RootPath (/docker/registry/v2):
+//
+//	blobs/<alg>/<hex[0:2]>/<hex>/data                         content of every blob and manifest
+//	repositories/<name>/_layers/<alg>/<hex>/link               blob linked into the repository
+//	repositories/<name>/_manifests/revisions/<alg>/<hex>/link  manifest stored in the repository
+//	repositories/<name>/_manifests/tags/<tag>/current/link     what the tag points at
+//	repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link  every digest the tag ever pointed at
+//	repositories/<name>/_uploads/<uuid>/data                   upload in progress
+//	repositories/<name>/_uploads/<uuid>/startedat              RFC 3339 UTC start time
+//
+// A link file holds the target digest string ("sha256:<hex>") and nothing
+// else, no newline. Readers follow the link's content, not the path it sits
+// at, as Distribution does (it links a sha512-addressed upload to a sha256
+// canonical blob).
+//
+// Where registryd differs from Distribution, on purpose:
+//
+//   - A blob pushed with a sha512 (or sha384) digest is stored at
+//     blobs/sha512/... and linked to itself; Distribution stores it under
+//     its sha256 and links the sha512 path to that. Both layouts read
+//     correctly in both registries, because both follow link contents.
+//   - registryd does not write _uploads/<id>/hashstates/: it re-hashes the
+//     upload data when the upload is committed. Hash states left by
+//     Distribution are ignored and removed with the upload.
+//   - Referrers are computed by reading every manifest revision of the
+//     repository (no index is kept on disk), so nothing extra is written.
+package storage
+
+import (
+	"context"
+	// Register sha384 and sha512 with go-digest.
+	_ "crypto/sha512"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/registryd/storage/driver"
+)
+
+// Errors returned by Store. Callers match them with errors.Is.
+var (
+	ErrNameInvalid       = errors.New("invalid repository name")
+	ErrTagInvalid        = errors.New("invalid tag")
+	ErrDigestInvalid     = errors.New("invalid digest")
+	ErrDigestMismatch    = errors.New("content does not match digest")
+	ErrBlobUnknown       = errors.New("blob unknown")
+	ErrManifestUnknown   = errors.New("manifest unknown")
+	ErrTagUnknown        = errors.New("tag unknown")
+	ErrRepositoryUnknown = errors.New("repository unknown")
+	ErrUploadUnknown     = errors.New("upload unknown")
+)
+
+// OffsetError is returned when an upload chunk does not start where the
+// upload currently ends.
+type OffsetError struct {
+	// Size is the current size of the upload.
+	Size int64
+	// Requested is the offset the client asked to write at.
+	Requested int64
+}
+
+func (e *OffsetError) Error() string {
+	return fmt.Sprintf("upload is %d bytes long, chunk starts at %d", e.Size, e.Requested)
+}
+
+// Descriptor is a digest and a size.
+type Descriptor struct {
+	Digest digest.Digest
+	Size   int64
+}
+
+// Store is the registry layer over one storage driver. It is safe for
+// concurrent use as far as the driver is.
+type Store struct {
+	driver driver.StorageDriver
+}
+
+// New returns a Store over d.
+func New(d driver.StorageDriver) *Store { return &Store{driver: d} }
+
+// Driver returns the underlying driver.
+func (s *Store) Driver() driver.StorageDriver { return s.driver }
+
+func checkName(name string) error {
+	if !ValidName(name) {
+		return ErrNameInvalid
+	}
+	return nil
+}
+
+func checkDigest(d digest.Digest) error {
+	if d.Validate() != nil {
+		return ErrDigestInvalid
+	}
+	return nil
+}
+
+// readLink reads a link file. missing is returned when it does not exist.
+func (s *Store) readLink(ctx context.Context, p string, missing error) (digest.Digest, error) {
+	b, err := s.driver.GetContent(ctx, p)
+	if err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return "", missing
+		}
+		return "", err
+	}
+	d, err := digest.Parse(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("corrupt link %s: %w", p, err)
+	}
+	return d, nil
+}
+
+func (s *Store) writeLink(ctx context.Context, p string, d digest.Digest) error {
+	return s.driver.PutContent(ctx, p, []byte(d.String()))
+}
+
+// StatGlobalBlob describes the blob d in the global blob store, whatever
+// repository it belongs to.
+func (s *Store) StatGlobalBlob(ctx context.Context, d digest.Digest) (Descriptor, error) {
+	if err := checkDigest(d); err != nil {
+		return Descriptor{}, err
+	}
+	fi, err := s.driver.Stat(ctx, BlobDataPath(d))
+	if err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return Descriptor{}, ErrBlobUnknown
+		}
+		return Descriptor{}, err
+	}
+	if fi.IsDir() {
+		return Descriptor{}, ErrBlobUnknown
+	}
+	return Descriptor{Digest: d, Size: fi.Size()}, nil
+}
+
+// StatBlob describes blob d as seen from repository name: it must be linked
+// into the repository. The returned digest is the link's target, which is
+// where the content lives.
+func (s *Store) StatBlob(ctx context.Context, name string, d digest.Digest) (Descriptor, error) {
+	if err := checkName(name); err != nil {
+		return Descriptor{}, err
+	}
+	if err := checkDigest(d); err != nil {
+		return Descriptor{}, err
+	}
+	target, err := s.readLink(ctx, LayerLinkPath(name, d), ErrBlobUnknown)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	return s.StatGlobalBlob(ctx, target)
+}
+
+// OpenBlob opens the content of blob d (a link target, as returned by
+// StatBlob) at offset.
+func (s *Store) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	rc, err := s.driver.Reader(ctx, BlobDataPath(d), offset)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, ErrBlobUnknown
+	}
+	return rc, err
+}
+
+// BlobRedirectURL returns a URL the client may fetch blob d from directly,
+// or "" when the driver serves no redirects.
+func (s *Store) BlobRedirectURL(ctx context.Context, method string, d digest.Digest) (string, error) {
+	u, err := s.driver.RedirectURL(ctx, method, BlobDataPath(d))
+	if errors.Is(err, driver.ErrUnsupportedMethod) {
+		return "", nil
+	}
+	return u, err
+}
+
+// MountBlob links blob d, linked in repository from, into repository name.
+func (s *Store) MountBlob(ctx context.Context, name, from string, d digest.Digest) (Descriptor, error) {
+	if err := checkName(name); err != nil {
+		return Descriptor{}, err
+	}
+	desc, err := s.StatBlob(ctx, from, d)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	if err := s.writeLink(ctx, LayerLinkPath(name, d), desc.Digest); err != nil {
+		return Descriptor{}, err
+	}
+	return Descriptor{Digest: d, Size: desc.Size}, nil
+}
+
+// DeleteBlob unlinks blob d from repository name. The content stays in the
+// global blob store until garbage collection, as in Distribution.
+func (s *Store) DeleteBlob(ctx context.Context, name string, d digest.Digest) error {
+	if _, err := s.StatBlob(ctx, name, d); err != nil {
+		return err
+	}
+	return s.driver.Delete(ctx, path.Dir(LayerLinkPath(name, d)))
+}
+
+// putBlob stores content as blob d in the global blob store unless it is
+// already there.
+func (s *Store) putBlob(ctx context.Context, d digest.Digest, content []byte) error {
+	if _, err := s.StatGlobalBlob(ctx, d); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrBlobUnknown) {
+		return err
+	}
+	return s.driver.PutContent(ctx, BlobDataPath(d), content)
+}
+
+// RepositoryExists reports whether anything is stored for repository name.
+func (s *Store) RepositoryExists(ctx context.Context, name string) (bool, error) {
+	if err := checkName(name); err != nil {
+		return false, err
+	}
+	_, err := s.driver.Stat(ctx, RepositoryPath(name))
+	if errors.Is(err, driver.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
