@@ -1,0 +1,463 @@
+// Package filesystem is the storage driver that keeps content in a local
+// directory tree, byte-compatible with the CNCF Distribution filesystem
+// driver: a driver path /a/b is the file <RootDirectory>/a/b and its content
+// is the file's plain bytes. A directory written by Distribution is served
+// by registryd and the other way round.
+//
+// Decisions:
+//
+//   - Writers write in place, as Distribution's do: the target file is
+//     created by Writer, bytes land in it as they are written (through a
+//     small buffer), Close keeps them for a later Writer with append, Commit
+//     flushes and fsyncs, and Cancel removes the file.
+//   - PutContent is atomic: the content is written and fsynced to a
+//     temporary file which is then renamed over the target. Temporary files
+//     live in one directory, <RootDirectory>/.berth~tmp, rather than beside
+//     their targets: it is on the same filesystem as the tree (so rename is
+//     atomic), it is outside docker/registry/v2 (so Distribution never reads
+//     it, even if a crash leaves a file behind), and its name holds "~",
+//     which no valid driver path component can, so it can never collide
+//     with content. List and Walk skip every directory entry whose name is
+//     not a valid path component: the driver shows only what it can address.
+//   - Move is os.Rename after creating the destination's parents, so a
+//     reader of the destination sees the old file or the new one.
+//   - Directories are created 0777 and files 0666, less the umask, as
+//     Distribution does. Empty directories are left behind by Delete and
+//     Move, as Distribution leaves them.
+//   - MaxThreads bounds the number of blocking filesystem calls in flight
+//     (every driver method and every Read/Write on a reader or writer), so
+//     that a burst of requests cannot make the Go runtime start thousands
+//     of OS threads. As in Distribution, 0 means the default of 100 and a
+//     value below 25 is raised to 25; a negative value is an error.
+//   - Path validation is driver.Validating's, which New applies.
+package filesystem
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/berth-dev/berth/registryd/storage/driver"
+)
+
+const (
+	// DriverName is the name of this driver in configuration.
+	DriverName = "filesystem"
+	// DefaultRootDirectory is Distribution's default rootdirectory.
+	DefaultRootDirectory = "/var/lib/registry"
+	// DefaultMaxThreads is used when Parameters.MaxThreads is 0.
+	DefaultMaxThreads = 100
+	// MinMaxThreads is the smallest MaxThreads honoured; smaller values are raised to it.
+	MinMaxThreads = 25
+
+	// tmpDirName holds PutContent's temporary files (see the package doc).
+	tmpDirName = ".berth~tmp"
+	// writeBufferSize buffers Writer writes between flushes.
+	writeBufferSize = 32 << 10
+)
+
+// Parameters configure the driver (storage.filesystem in config.yml).
+type Parameters struct {
+	// RootDirectory is the directory the tree lives in; default DefaultRootDirectory.
+	RootDirectory string
+	// MaxThreads bounds concurrent blocking filesystem calls; 0 means
+	// DefaultMaxThreads and values below MinMaxThreads are raised to it.
+	MaxThreads int
+}
+
+// New returns a filesystem driver rooted at params.RootDirectory. The
+// directory is created on first write if it does not exist.
+func New(params Parameters) (driver.StorageDriver, error) {
+	d, err := newDriver(params)
+	if err != nil {
+		return nil, err
+	}
+	return driver.Validating(d), nil
+}
+
+func newDriver(params Parameters) (*fsDriver, error) {
+	root := params.RootDirectory
+	if root == "" {
+		root = DefaultRootDirectory
+	}
+	threads := params.MaxThreads
+	switch {
+	case threads < 0:
+		return nil, fmt.Errorf("%s: maxthreads must not be negative, got %d", DriverName, threads)
+	case threads == 0:
+		threads = DefaultMaxThreads
+	case threads < MinMaxThreads:
+		threads = MinMaxThreads
+	}
+	return &fsDriver{root: filepath.Clean(root), sem: make(chan struct{}, threads)}, nil
+}
+
+type fsDriver struct {
+	root string
+	sem  chan struct{} // one token per blocking call in flight
+}
+
+// acquire takes a thread token, or fails when ctx ends first. A free token
+// is always taken, even if ctx is already done.
+func (d *fsDriver) acquire(ctx context.Context) error {
+	select {
+	case d.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case d.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *fsDriver) release() { <-d.sem }
+
+func (d *fsDriver) fullPath(path string) string {
+	return filepath.Join(d.root, filepath.FromSlash(path))
+}
+
+func (d *fsDriver) notFound(path string) error {
+	return driver.PathNotFoundError{Path: path, DriverName: DriverName}
+}
+
+// mapErr turns "does not exist" into PathNotFoundError. ENOTDIR (a file
+// where a directory was expected) means the path does not exist either.
+func (d *fsDriver) mapErr(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return d.notFound(path)
+	}
+	return err
+}
+
+func (d *fsDriver) Name() string { return DriverName }
+
+func (d *fsDriver) GetContent(ctx context.Context, path string) ([]byte, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	f, err := os.Open(d.fullPath(path))
+	if err != nil {
+		return nil, d.mapErr(path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, d.notFound(path)
+	}
+	b := make([]byte, 0, fi.Size())
+	buf := b[:fi.Size()]
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == nil:
+		// The file may have grown since Stat (a Writer in progress).
+		rest, err := io.ReadAll(f)
+		if err != nil {
+			return nil, err
+		}
+		return append(buf, rest...), nil
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return buf[:n], nil // shrank since Stat
+	default:
+		return nil, err
+	}
+}
+
+func (d *fsDriver) PutContent(ctx context.Context, path string, content []byte) error {
+	if err := d.acquire(ctx); err != nil {
+		return err
+	}
+	defer d.release()
+	target := d.fullPath(path)
+	tmpDir := filepath.Join(d.root, tmpDirName)
+	if err := os.MkdirAll(tmpDir, 0o777); err != nil {
+		return err
+	}
+	tmp := filepath.Join(tmpDir, rand.Text())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+func (d *fsDriver) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	f, err := os.Open(d.fullPath(path))
+	if err != nil {
+		return nil, d.mapErr(path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, d.notFound(path)
+	}
+	if offset < 0 || offset > fi.Size() {
+		f.Close()
+		return nil, driver.InvalidOffsetError{Path: path, Offset: offset, DriverName: DriverName}
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &reader{d: d, f: f}, nil
+}
+
+// reader bounds its reads by the driver's thread limit.
+type reader struct {
+	d *fsDriver
+	f *os.File
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	r.d.sem <- struct{}{}
+	defer r.d.release()
+	return r.f.Read(p)
+}
+
+func (r *reader) Close() error { return r.f.Close() }
+
+func (d *fsDriver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	full := d.fullPath(path)
+	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	var size int64
+	if append {
+		size, err = f.Seek(0, io.SeekEnd)
+	} else {
+		err = f.Truncate(0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w := &writer{d: d, path: path, full: full, f: f, size: size}
+	w.bw = bufio.NewWriterSize(fileWriter{w}, writeBufferSize)
+	return w, nil
+}
+
+type writer struct {
+	d         *fsDriver
+	path      string
+	full      string
+	f         *os.File
+	bw        *bufio.Writer
+	size      int64
+	closed    bool
+	committed bool
+	cancelled bool
+}
+
+// fileWriter is the regulated sink under the buffer.
+type fileWriter struct{ w *writer }
+
+func (fw fileWriter) Write(p []byte) (int, error) {
+	fw.w.d.sem <- struct{}{}
+	defer fw.w.d.release()
+	return fw.w.f.Write(p)
+}
+
+func (w *writer) usable() error {
+	switch {
+	case w.closed:
+		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
+	case w.committed:
+		return fmt.Errorf("%s: writer for %s already committed", DriverName, w.path)
+	case w.cancelled:
+		return fmt.Errorf("%s: writer for %s already cancelled", DriverName, w.path)
+	}
+	return nil
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	n, err := w.bw.Write(p)
+	w.size += int64(n)
+	return n, err
+}
+
+func (w *writer) Size() int64 { return w.size }
+
+func (w *writer) Close() error {
+	if w.closed {
+		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
+	}
+	w.closed = true
+	if w.cancelled {
+		return nil // Cancel closed the file
+	}
+	ferr := w.bw.Flush()
+	if err := w.f.Close(); ferr == nil {
+		ferr = err
+	}
+	return ferr
+}
+
+func (w *writer) Cancel(ctx context.Context) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	w.cancelled = true
+	w.f.Close()
+	if err := os.Remove(w.full); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (w *writer) Commit(ctx context.Context) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	if err := w.d.acquire(ctx); err != nil {
+		return err
+	}
+	defer w.d.release()
+	if err := w.f.Sync(); err != nil {
+		return err
+	}
+	w.committed = true
+	return nil
+}
+
+func (d *fsDriver) Stat(ctx context.Context, path string) (driver.FileInfo, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	fi, err := os.Stat(d.fullPath(path))
+	if err != nil {
+		return nil, d.mapErr(path, err)
+	}
+	size := fi.Size()
+	if fi.IsDir() {
+		size = 0
+	}
+	return driver.FileInfoInternal{FileInfoFields: driver.FileInfoFields{
+		Path: path, Size: size, ModTime: fi.ModTime(), IsDir: fi.IsDir(),
+	}}, nil
+}
+
+func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	f, err := os.Open(d.fullPath(path))
+	if err != nil {
+		return nil, d.mapErr(path, err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err // e.g. path is a file
+	}
+	prefix := strings.TrimSuffix(path, "/") + "/"
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		if child := prefix + name; driver.ValidPath(child) {
+			out = append(out, child)
+		}
+	}
+	return out, nil
+}
+
+func (d *fsDriver) Move(ctx context.Context, sourcePath, destPath string) error {
+	if err := d.acquire(ctx); err != nil {
+		return err
+	}
+	defer d.release()
+	src, dst := d.fullPath(sourcePath), d.fullPath(destPath)
+	if _, err := os.Lstat(src); err != nil {
+		return d.mapErr(sourcePath, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		if _, serr := os.Lstat(src); errors.Is(serr, fs.ErrNotExist) {
+			return d.notFound(sourcePath) // moved or deleted meanwhile
+		}
+		return err
+	}
+	return nil
+}
+
+func (d *fsDriver) Delete(ctx context.Context, path string) error {
+	if err := d.acquire(ctx); err != nil {
+		return err
+	}
+	defer d.release()
+	full := d.fullPath(path)
+	if _, err := os.Lstat(full); err != nil {
+		return d.mapErr(path, err)
+	}
+	return os.RemoveAll(full)
+}
+
+func (d *fsDriver) RedirectURL(ctx context.Context, method string, path string) (string, error) {
+	return "", nil
+}
+
+func (d *fsDriver) Walk(ctx context.Context, path string, f driver.WalkFn, options ...driver.WalkOption) error {
+	return driver.WalkFallback(ctx, d, path, f, options...)
+}

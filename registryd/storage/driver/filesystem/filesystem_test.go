@@ -1,0 +1,196 @@
+package filesystem
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/berth-dev/berth/registryd/storage/driver"
+	"github.com/berth-dev/berth/registryd/storage/driver/testsuites"
+)
+
+func newTestDriver(t *testing.T) driver.StorageDriver {
+	d, err := New(Parameters{RootDirectory: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestFilesystem(t *testing.T) {
+	testsuites.Run(t, newTestDriver)
+}
+
+func TestOnDiskLayout(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	d, err := New(Parameters{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("sha256:0123\n\x00\xff")
+	if err := d.PutContent(ctx, "/docker/registry/v2/x", content); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "docker", "registry", "v2", "x"))
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("on-disk file = %q, %v; want %q", got, err, content)
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "docker", "registry", "v2"))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "x" {
+		t.Fatalf("directory of the target holds %v, %v; want only x", entries, err)
+	}
+
+	// Writer writes the target file itself, and append continues it.
+	w, err := d.Writer(ctx, "/docker/registry/v2/repositories/r/_uploads/u/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("part1"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	upload := filepath.Join(root, "docker/registry/v2/repositories/r/_uploads/u/data")
+	if got, _ := os.ReadFile(upload); string(got) != "part1" {
+		t.Fatalf("closed upload on disk = %q, want part1", got)
+	}
+	w, err = d.Writer(ctx, "/docker/registry/v2/repositories/r/_uploads/u/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("part2"))
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(upload); string(got) != "part1part2" {
+		t.Fatalf("committed upload on disk = %q", got)
+	}
+	w.Close()
+}
+
+func TestReadsTreeWrittenByOthers(t *testing.T) {
+	// Content laid down by another process (e.g. Distribution) is served.
+	ctx := t.Context()
+	root := t.TempDir()
+	link := filepath.Join(root, "docker/registry/v2/repositories/lib/app/_manifests/tags/v1/current/link")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(link, []byte("sha256:abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Parameters{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.GetContent(ctx, "/docker/registry/v2/repositories/lib/app/_manifests/tags/v1/current/link")
+	if err != nil || string(got) != "sha256:abc" {
+		t.Fatalf("GetContent = %q, %v", got, err)
+	}
+	tags, err := d.List(ctx, "/docker/registry/v2/repositories/lib/app/_manifests/tags")
+	if err != nil || !slices.Equal(tags, []string{"/docker/registry/v2/repositories/lib/app/_manifests/tags/v1"}) {
+		t.Fatalf("List tags = %v, %v", tags, err)
+	}
+}
+
+func TestTempFilesAreInvisible(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	d, err := New(Parameters{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutContent(ctx, "/a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// A temporary file left by a crash, and an entry no path can name.
+	if err := os.WriteFile(filepath.Join(root, tmpDirName, "leftover"), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bad name"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, err := d.List(ctx, "/")
+	if err != nil || !slices.Equal(list, []string{"/a"}) {
+		t.Fatalf("List(/) = %v, %v; want [/a]", list, err)
+	}
+	var walked []string
+	if err := d.Walk(ctx, "/", func(fi driver.FileInfo) error {
+		walked = append(walked, fi.Path())
+		return nil
+	}); err != nil || !slices.Equal(walked, []string{"/a"}) {
+		t.Fatalf("Walk(/) = %v, %v; want [/a]", walked, err)
+	}
+}
+
+func TestRedirectURLIsEmpty(t *testing.T) {
+	d := newTestDriver(t)
+	if err := d.PutContent(t.Context(), "/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := d.RedirectURL(t.Context(), "GET", "/f"); u != "" || err != nil {
+		t.Fatalf("RedirectURL = %q, %v; want \"\", nil", u, err)
+	}
+}
+
+func TestParameters(t *testing.T) {
+	tests := map[string]struct {
+		params      Parameters
+		wantRoot    string
+		wantThreads int
+		wantErr     bool
+	}{
+		"defaults":     {params: Parameters{}, wantRoot: DefaultRootDirectory, wantThreads: 100},
+		"explicit":     {params: Parameters{RootDirectory: "/srv/reg/", MaxThreads: 50}, wantRoot: "/srv/reg", wantThreads: 50},
+		"minimum":      {params: Parameters{MaxThreads: 25}, wantRoot: DefaultRootDirectory, wantThreads: 25},
+		"raised to 25": {params: Parameters{MaxThreads: 1}, wantRoot: DefaultRootDirectory, wantThreads: 25},
+		"negative":     {params: Parameters{MaxThreads: -1}, wantErr: true},
+		"large":        {params: Parameters{MaxThreads: 1000}, wantRoot: DefaultRootDirectory, wantThreads: 1000},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			d, err := newDriver(tc.params)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.root != tc.wantRoot || cap(d.sem) != tc.wantThreads {
+				t.Fatalf("root %q threads %d, want %q %d", d.root, cap(d.sem), tc.wantRoot, tc.wantThreads)
+			}
+		})
+	}
+}
+
+func TestMaxThreadsBoundsCalls(t *testing.T) {
+	d, err := newDriver(Parameters{RootDirectory: t.TempDir(), MaxThreads: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	// Hold all but one token: a call still gets through.
+	for range 29 {
+		d.sem <- struct{}{}
+	}
+	if err := d.PutContent(cancelled, "/x", []byte("x")); err != nil {
+		t.Fatalf("PutContent with a free token: %v", err)
+	}
+	// Hold every token: a call waits, and gives up when its context ends.
+	d.sem <- struct{}{}
+	if _, err := d.Stat(cancelled, "/x"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stat with no free token: err = %v, want context.Canceled", err)
+	}
+	<-d.sem
+	if _, err := d.Stat(cancelled, "/x"); err != nil {
+		t.Fatalf("Stat after a token was freed: %v", err)
+	}
+}
