@@ -10,8 +10,11 @@
 // driver runs the shared conformance suite in package testsuites.
 //
 // Paths are absolute, use "/" as separator, and every component matches
-// [A-Za-z0-9._-]+ (see ValidPath). The root "/" is valid for List, Stat and
-// Walk only.
+// [A-Za-z0-9._-]+ and is not "." or ".." (see ValidPath; upper case is
+// allowed, as in Distribution). The root "/" is valid for List, Stat and
+// Walk only. Drivers do not check paths themselves: their constructors wrap
+// the implementation with Validating, the one place paths are checked.
+// Drivers without a native ordered walk use WalkFallback.
 package driver
 
 import (
@@ -25,9 +28,11 @@ import (
 
 // StorageDriver is the interface every storage backend implements.
 //
-// Implementations must be safe for concurrent use. Content written through a
-// FileWriter is not visible at its path until Commit returns (for drivers
-// that can stage writes) — readers never observe a torn PutContent.
+// Implementations must be safe for concurrent use. Readers never observe a
+// torn PutContent. Whether bytes written through a FileWriter are visible
+// at its path before Commit is up to the driver (filesystem and inmemory
+// write in place, as Distribution's do; object stores publish on Commit),
+// so callers must not rely on either.
 type StorageDriver interface {
 	// Name returns the driver's registered name ("filesystem", "inmemory", ...).
 	Name() string
@@ -72,8 +77,11 @@ type StorageDriver interface {
 	Walk(ctx context.Context, path string, f WalkFn, options ...WalkOption) error
 }
 
-// FileWriter writes one object incrementally. Nothing is visible at the
-// target path until Commit; Cancel discards what was written.
+// FileWriter writes one object incrementally. Commit makes the content
+// durable and visible at the path; Cancel discards what was written (the
+// path then holds nothing). Close without Commit keeps what was written for
+// a later Writer opened with append. After Commit or Cancel, Write fails and
+// Close returns nil. A FileWriter is used by one goroutine at a time.
 type FileWriter interface {
 	io.WriteCloser
 

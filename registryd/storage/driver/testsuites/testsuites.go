@@ -469,6 +469,12 @@ func (s *suite) testWriterCancel(t *testing.T, d driver.StorageDriver) {
 	if err := w.Commit(ctx); err == nil {
 		t.Fatal("Commit after Cancel succeeded")
 	}
+	if _, err := w.Write([]byte("more")); err == nil {
+		t.Fatal("Write after Cancel succeeded")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close after Cancel: %v", err)
+	}
 }
 
 func (s *suite) testWriterStates(t *testing.T, d driver.StorageDriver) {
