@@ -27,7 +27,7 @@ func CompareNames(a, b string) int {
 // order.
 func (s *Store) Repositories(ctx context.Context, last string, n int) ([]string, bool, error) {
 	root := repositoriesRoot()
-	var found []string
+	found := []string{}
 	var opts []driver.WalkOption
 	if last != "" && ValidName(last) {
 		opts = append(opts, driver.WithStartAfterHint(path.Join(root, last)))

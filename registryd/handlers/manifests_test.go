@@ -1,0 +1,324 @@
+package handlers
+
+import (
+	"bytes"
+	"crypto/sha512"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+const (
+	ociManifest = "application/vnd.oci.image.manifest.v1+json"
+	ociIndex    = "application/vnd.oci.image.index.v1+json"
+	dockerV2    = "application/vnd.docker.distribution.manifest.v2+json"
+	dockerList  = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+func TestManifestPut(t *testing.T) {
+	tests := map[string]struct {
+		// build returns the reference, Content-Type and body to PUT.
+		build      func(e *env) (string, string, []byte)
+		opts       []Option
+		wantCode   int
+		wantErr    string
+		wantSubjct bool
+	}{
+		"OCI manifest by tag": {build: func(e *env) (string, string, []byte) {
+			return "v1", ociManifest, e.image("app", "a", nil)
+		}, wantCode: 201},
+		"OCI manifest by digest": {build: func(e *env) (string, string, []byte) {
+			m := e.image("app", "a", nil)
+			return digest.FromBytes(m).String(), ociManifest, m
+		}, wantCode: 201},
+		"OCI manifest by sha512 digest": {build: func(e *env) (string, string, []byte) {
+			m := e.image("app", "a", nil)
+			sum := sha512.Sum512(m)
+			return "sha512:" + hex.EncodeToString(sum[:]), ociManifest, m
+		}, wantCode: 201},
+		"OCI manifest without mediaType field": {build: func(e *env) (string, string, []byte) {
+			m := e.image("app", "a", nil)
+			return "v1", ociManifest, bytes.Replace(m, []byte(`"mediaType":"application/vnd.oci.image.manifest.v1+json",`), nil, 1)
+		}, wantCode: 201},
+		"docker schema2": {build: func(e *env) (string, string, []byte) {
+			cfg := e.pushBlob("app", []byte(`{"os":"linux"}`))
+			l := e.pushBlob("app", []byte("layer"))
+			return "v2", dockerV2, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": dockerV2,
+				"config": desc{MediaType: "application/vnd.docker.container.image.v1+json", Digest: cfg, Size: 14},
+				"layers": []desc{{MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", Digest: l, Size: 5}}})
+		}, wantCode: 201},
+		"artifact with subject that does not exist": {build: func(e *env) (string, string, []byte) {
+			empty := e.pushBlob("app", []byte("{}"))
+			return "sig", ociManifest, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociManifest,
+				"artifactType": "application/vnd.example.sig",
+				"config":       desc{MediaType: "application/vnd.oci.empty.v1+json", Digest: empty, Size: 2},
+				"layers":       []desc{},
+				"subject":      desc{MediaType: ociManifest, Digest: digest.FromString("absent"), Size: 10}})
+		}, wantCode: 201, wantSubjct: true},
+		"missing layer": {build: func(e *env) (string, string, []byte) {
+			m := e.image("app", "a", nil)
+			return "v1", ociManifest, bytes.Replace(m, []byte(`"layers":[`), []byte(`"layers":[{"mediaType":"x","digest":"`+digest.FromString("gone").String()+`","size":4},`), 1)
+		}, wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"missing config": {build: func(e *env) (string, string, []byte) {
+			return "v1", ociManifest, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociManifest,
+				"config": descOf("application/vnd.oci.image.config.v1+json", []byte("nope")), "layers": []desc{}})
+		}, wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"blob of another repository": {build: func(e *env) (string, string, []byte) {
+			return "v1", ociManifest, e.image("elsewhere", "a", nil)
+		}, wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"Content-Type contradicts mediaType": {build: func(e *env) (string, string, []byte) {
+			return "v1", dockerV2, e.image("app", "a", nil)
+		}, wantCode: 400, wantErr: "MANIFEST_INVALID"},
+		"not JSON": {build: func(e *env) (string, string, []byte) {
+			return "v1", ociManifest, []byte("{nope")
+		}, wantCode: 400, wantErr: "MANIFEST_INVALID"},
+		"schema1": {build: func(e *env) (string, string, []byte) {
+			return "v1", "application/vnd.docker.distribution.manifest.v1+prettyjws", []byte(`{"schemaVersion":1,"name":"app","tag":"v1"}`)
+		}, wantCode: 400, wantErr: "MANIFEST_INVALID"},
+		"unknown media type": {build: func(e *env) (string, string, []byte) {
+			return "v1", "application/vnd.example+json", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.example+json"}`)
+		}, wantCode: 400, wantErr: "MANIFEST_INVALID"},
+		"digest mismatch": {build: func(e *env) (string, string, []byte) {
+			return digest.FromString("other").String(), ociManifest, e.image("app", "a", nil)
+		}, wantCode: 400, wantErr: "DIGEST_INVALID"},
+		"invalid tag": {build: func(e *env) (string, string, []byte) {
+			return "-bad", ociManifest, e.image("app", "a", nil)
+		}, wantCode: 400, wantErr: "TAG_INVALID"},
+		"too large": {build: func(e *env) (string, string, []byte) {
+			return "v1", ociManifest, e.image("app", "a", map[string]any{"annotations": map[string]string{"pad": strings.Repeat("x", 2048)}})
+		}, opts: []Option{WithMaxManifestSize(1024)}, wantCode: 413, wantErr: "SIZE_INVALID"},
+		"index with missing child": {build: func(e *env) (string, string, []byte) {
+			return "idx", ociIndex, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociIndex,
+				"manifests": []desc{descOf(ociManifest, []byte("not pushed"))}})
+		}, wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"index with missing child, validation none": {build: func(e *env) (string, string, []byte) {
+			return "idx", ociIndex, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociIndex,
+				"manifests": []desc{descOf(ociManifest, []byte("not pushed"))}})
+		}, opts: []Option{WithIndexValidation(IndexValidation{Mode: IndexValidateNone})}, wantCode: 201},
+		"index with missing child outside platform list": {build: func(e *env) (string, string, []byte) {
+			child := descOf(ociManifest, []byte("not pushed"))
+			child.Platform = map[string]string{"os": "linux", "architecture": "arm64"}
+			return "idx", ociIndex, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociIndex, "manifests": []desc{child}})
+		}, opts: []Option{WithIndexValidation(IndexValidation{Mode: IndexValidateList, Platforms: []Platform{{OS: "linux", Architecture: "amd64"}}})}, wantCode: 201},
+		"index with missing child inside platform list": {build: func(e *env) (string, string, []byte) {
+			child := descOf(ociManifest, []byte("not pushed"))
+			child.Platform = map[string]string{"os": "linux", "architecture": "amd64"}
+			return "idx", ociIndex, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociIndex, "manifests": []desc{child}})
+		}, opts: []Option{WithIndexValidation(IndexValidation{Mode: IndexValidateList, Platforms: []Platform{{OS: "linux", Architecture: "amd64"}}})}, wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"index with present child": {build: func(e *env) (string, string, []byte) {
+			m := e.image("app", "a", nil)
+			e.pushManifest("app", digest.FromBytes(m).String(), ociManifest, m)
+			return "idx", ociIndex, mustJSON(e.t, map[string]any{"schemaVersion": 2, "mediaType": ociIndex, "manifests": []desc{descOf(ociManifest, m)}})
+		}, wantCode: 201},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, tc.opts...)
+			ref, ct, body := tc.build(e)
+			rec := e.do(req{method: "PUT", path: "/v2/app/manifests/" + ref, body: body, headers: map[string]string{"Content-Type": ct}})
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantCode, rec.Body)
+			}
+			if got := errorCode(t, rec); got != tc.wantErr {
+				t.Fatalf("error %q, want %q", got, tc.wantErr)
+			}
+			if tc.wantCode != 201 {
+				return
+			}
+			want := digest.FromBytes(body)
+			if strings.HasPrefix(ref, "sha512:") {
+				want = digest.Digest(ref)
+			}
+			if rec.Header().Get("Docker-Content-Digest") != want.String() ||
+				!strings.HasSuffix(rec.Header().Get("Location"), "/v2/app/manifests/"+want.String()) {
+				t.Fatalf("headers %v", rec.Header())
+			}
+			if got := rec.Header().Get("OCI-Subject"); (got != "") != tc.wantSubjct {
+				t.Fatalf("OCI-Subject = %q", got)
+			}
+			for _, r := range []string{ref, want.String()} {
+				get := e.do(req{method: "GET", path: "/v2/app/manifests/" + r})
+				if get.Code != 200 || !bytes.Equal(get.Body.Bytes(), body) {
+					t.Fatalf("GET %s: %d", r, get.Code)
+				}
+				if get.Header().Get("Content-Type") != ct || get.Header().Get("Docker-Content-Digest") != want.String() {
+					t.Fatalf("GET %s headers %v", r, get.Header())
+				}
+			}
+		})
+	}
+}
+
+func TestManifestGet(t *testing.T) {
+	e := newEnv(t)
+	img := e.image("app", "amd", nil)
+	imgD := e.pushManifest("app", "img", ociManifest, img)
+	idx := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": ociIndex, "manifests": []desc{descOf(ociManifest, img)}})
+	idxD := e.pushManifest("app", "idx", ociIndex, idx)
+
+	cfg := e.pushBlob("app", []byte(`{"os":"linux"}`))
+	dm := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": dockerV2,
+		"config": desc{MediaType: "application/vnd.docker.container.image.v1+json", Digest: cfg, Size: 14}, "layers": []desc{}})
+	dmD := e.pushManifest("app", "docker", dockerV2, dm)
+	child := descOf(dockerV2, dm)
+	child.Platform = map[string]string{"os": "linux", "architecture": "amd64"}
+	list := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": dockerList, "manifests": []desc{child}})
+	e.pushManifest("app", "list", dockerList, list)
+
+	tests := map[string]struct {
+		ref, accept, method string
+		wantCode            int
+		wantErr             string
+		wantDigest          digest.Digest
+		wantType            string
+	}{
+		"by tag, no Accept":                    {ref: "img", wantCode: 200, wantDigest: imgD, wantType: ociManifest},
+		"by tag, Accept lists OCI":             {ref: "img", accept: ociManifest + ", " + dockerV2, wantCode: 200, wantDigest: imgD, wantType: ociManifest},
+		"by tag, Accept with q":                {ref: "img", accept: ociManifest + ";q=0.5", wantCode: 200, wantDigest: imgD, wantType: ociManifest},
+		"by tag, Accept */*":                   {ref: "img", accept: "*/*", wantCode: 200, wantDigest: imgD, wantType: ociManifest},
+		"by tag, Accept excludes OCI manifest": {ref: "img", accept: dockerV2, wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"by digest, Accept excludes OCI":       {ref: imgD.String(), accept: dockerV2, wantCode: 200, wantDigest: imgD, wantType: ociManifest},
+		"by tag, Accept excludes OCI index":    {ref: "idx", accept: ociManifest, wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"index by tag":                         {ref: "idx", accept: ociIndex, wantCode: 200, wantDigest: idxD, wantType: ociIndex},
+		"list by tag, Accept excludes list":    {ref: "list", accept: dockerV2, wantCode: 200, wantDigest: dmD, wantType: dockerV2},
+		"list by tag, Accept excludes both":    {ref: "list", accept: ociManifest, wantCode: 400, wantErr: "MANIFEST_INVALID"},
+		"docker manifest, Accept excludes it":  {ref: "docker", accept: ociManifest, wantCode: 200, wantDigest: dmD, wantType: dockerV2},
+		"HEAD":                                 {ref: "img", method: "HEAD", wantCode: 200, wantDigest: imgD, wantType: ociManifest},
+		"unknown tag":                          {ref: "nope", wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"unknown digest":                       {ref: digest.FromString("x").String(), wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"invalid digest":                       {ref: "sha256:123", wantCode: 400, wantErr: "DIGEST_INVALID"},
+		"invalid tag":                          {ref: ".bad", wantCode: 400, wantErr: "TAG_INVALID"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = "GET"
+			}
+			h := map[string]string{}
+			if tc.accept != "" {
+				h["Accept"] = tc.accept
+			}
+			rec := e.do(req{method: method, path: "/v2/app/manifests/" + tc.ref, headers: h})
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantCode, rec.Body)
+			}
+			if tc.wantErr != "" && method == "GET" && errorCode(t, rec) != tc.wantErr {
+				t.Fatalf("error %q, want %q", errorCode(t, rec), tc.wantErr)
+			}
+			if tc.wantCode != 200 {
+				return
+			}
+			if rec.Header().Get("Docker-Content-Digest") != tc.wantDigest.String() || rec.Header().Get("Content-Type") != tc.wantType {
+				t.Fatalf("headers %v", rec.Header())
+			}
+			if method == "GET" && digest.FromBytes(rec.Body.Bytes()) != tc.wantDigest {
+				t.Fatalf("body digest %s", digest.FromBytes(rec.Body.Bytes()))
+			}
+			if method == "HEAD" && (rec.Body.Len() != 0 || rec.Header().Get("Content-Length") != strconv.Itoa(len(img))) {
+				t.Fatalf("HEAD body %d, Content-Length %q", rec.Body.Len(), rec.Header().Get("Content-Length"))
+			}
+		})
+	}
+	t.Run("If-None-Match", func(t *testing.T) {
+		rec := e.do(req{method: "GET", path: "/v2/app/manifests/img", headers: map[string]string{"If-None-Match": `"` + imgD.String() + `"`}})
+		if rec.Code != http.StatusNotModified {
+			t.Fatalf("status %d", rec.Code)
+		}
+	})
+}
+
+func TestManifestDelete(t *testing.T) {
+	setup := func(t *testing.T, opts ...Option) (*env, digest.Digest) {
+		e := newEnv(t, opts...)
+		m := e.image("app", "a", nil)
+		d := e.pushManifest("app", "v1", ociManifest, m)
+		e.pushManifest("app", "v2", ociManifest, m)
+		other := e.image("app", "b", nil)
+		e.pushManifest("app", "other", ociManifest, other)
+		return e, d
+	}
+	status := func(e *env, ref string) int {
+		return e.do(req{method: "GET", path: "/v2/app/manifests/" + ref}).Code
+	}
+	t.Run("disabled", func(t *testing.T) {
+		e, d := setup(t)
+		for _, ref := range []string{"v1", d.String()} {
+			rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/" + ref})
+			if rec.Code != 405 || errorCode(t, rec) != "UNSUPPORTED" {
+				t.Fatalf("%s: %d %s", ref, rec.Code, rec.Body)
+			}
+		}
+	})
+	t.Run("by tag removes only the tag", func(t *testing.T) {
+		e, d := setup(t, WithDeleteEnabled(true))
+		if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/v1"}); rec.Code != 202 {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		if status(e, "v1") != 404 || status(e, "v2") != 200 || status(e, d.String()) != 200 {
+			t.Fatal("wrong state after tag delete")
+		}
+		if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/v1"}); rec.Code != 404 || errorCode(t, rec) != "MANIFEST_UNKNOWN" {
+			t.Fatalf("second delete: %d", rec.Code)
+		}
+	})
+	t.Run("by digest removes the manifest and its tags", func(t *testing.T) {
+		e, d := setup(t, WithDeleteEnabled(true))
+		if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/" + d.String()}); rec.Code != 202 {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		if status(e, d.String()) != 404 || status(e, "v1") != 404 || status(e, "v2") != 404 || status(e, "other") != 200 {
+			t.Fatal("wrong state after manifest delete")
+		}
+		rec := e.do(req{method: "GET", path: "/v2/app/tags/list"})
+		if rec.Body.String() != `{"name":"app","tags":["other"]}` {
+			t.Fatalf("tags %s", rec.Body)
+		}
+		if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/" + d.String()}); rec.Code != 404 || errorCode(t, rec) != "MANIFEST_UNKNOWN" {
+			t.Fatalf("second delete: %d", rec.Code)
+		}
+	})
+}
+
+func TestReadOnly(t *testing.T) {
+	readOnly := true
+	e := newEnv(t, WithDeleteEnabled(true), WithReadOnly(func() bool { return readOnly }))
+	readOnly = false
+	m := e.image("app", "a", nil)
+	d := e.pushManifest("app", "v1", ociManifest, m)
+	session := e.startSession("app")
+	readOnly = true
+
+	writes := map[string]req{
+		"start upload":    {method: "POST", path: "/v2/app/blobs/uploads/"},
+		"patch upload":    {method: "PATCH", path: session, body: []byte("x")},
+		"put upload":      {method: "PUT", path: session + "?digest=" + digest.FromString("x").String(), body: []byte("x")},
+		"cancel upload":   {method: "DELETE", path: session},
+		"put manifest":    {method: "PUT", path: "/v2/app/manifests/v2", body: m, headers: map[string]string{"Content-Type": ociManifest}},
+		"delete manifest": {method: "DELETE", path: "/v2/app/manifests/" + d.String()},
+		"delete tag":      {method: "DELETE", path: "/v2/app/manifests/v1"},
+		"delete blob":     {method: "DELETE", path: "/v2/app/blobs/" + digest.FromString("x").String()},
+	}
+	for name, r := range writes {
+		t.Run(name, func(t *testing.T) {
+			rec := e.do(r)
+			if rec.Code != 405 || errorCode(t, rec) != "UNSUPPORTED" {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	reads := []string{"/v2/", "/v2/app/manifests/v1", "/v2/app/tags/list", "/v2/_catalog", session, "/v2/app/referrers/" + d.String()}
+	for _, p := range reads {
+		if rec := e.do(req{method: "GET", path: p}); rec.Code >= 300 {
+			t.Errorf("read %s in read-only mode: %d", p, rec.Code)
+		}
+	}
+	readOnly = false
+	if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/v1"}); rec.Code != 202 {
+		t.Fatalf("write after leaving read-only: %d", rec.Code)
+	}
+}
