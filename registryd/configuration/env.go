@@ -153,6 +153,10 @@ func set(n *yaml.Node, t reflect.Type, segs []string, path, value string) (strin
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if n.Kind == yaml.AliasNode {
+		// Write into a copy: never through an alias into its anchor.
+		*n = *deepCopy(resolveAlias(n))
+	}
 	if len(segs) == 0 {
 		v, err := payload(t, value)
 		if err != nil {
@@ -178,7 +182,7 @@ func set(n *yaml.Node, t reflect.Type, segs []string, path, value string) (strin
 			}}
 		}
 		f, used, _ := matchField(t, segs)
-		child := mappingChild(n, f.name, false)
+		child := mappingChild(n, f.name)
 		return set(child, t.Field(f.index).Type, segs[used:], joinPath(path, f.name), value)
 	case reflect.Map:
 		child, key := mapChild(n, segs[0])
@@ -209,18 +213,13 @@ func set(n *yaml.Node, t reflect.Type, segs []string, path, value string) (strin
 
 // mappingChild returns the value node of key in mapping n (converting n to
 // an empty mapping when it is not one), adding the key when missing.
-func mappingChild(n *yaml.Node, key string, fold bool) *yaml.Node {
+func mappingChild(n *yaml.Node, key string) *yaml.Node {
 	if n.Kind != yaml.MappingNode {
 		*n = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := resolveAlias(n.Content[i])
-		if k.Value == key || (fold && strings.EqualFold(k.Value, key)) {
-			if n.Content[i+1].Kind == yaml.AliasNode {
-				// Never write through an alias into its anchor.
-				c := *resolveAlias(n.Content[i+1])
-				n.Content[i+1] = &c
-			}
+		if k.Value == key {
 			return n.Content[i+1]
 		}
 	}
@@ -229,18 +228,29 @@ func mappingChild(n *yaml.Node, key string, fold bool) *yaml.Node {
 	return v
 }
 
+// deepCopy copies a node tree, dropping its anchor.
+func deepCopy(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Anchor = ""
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, child := range n.Content {
+		c.Content[i] = deepCopy(child)
+	}
+	return &c
+}
+
 // mapChild finds a map key case-insensitively, as Distribution does; a new
 // key is added lower-cased. It returns the child and the key used.
 func mapChild(n *yaml.Node, seg string) (*yaml.Node, string) {
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if k := resolveAlias(n.Content[i]); strings.EqualFold(k.Value, seg) {
-				return mappingChild(n, k.Value, false), k.Value
+				return mappingChild(n, k.Value), k.Value
 			}
 		}
 	}
 	key := strings.ToLower(seg)
-	return mappingChild(n, key, false), key
+	return mappingChild(n, key), key
 }
 
 // payload parses an environment value as YAML. For a string field a value
