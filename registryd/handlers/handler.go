@@ -6,6 +6,36 @@
 // One handler is built by New from options. Every error response is a
 // *Error written by writeError. Routes are declared once, in New; since
 // repository names contain "/", a request path is matched from its end.
+//
+// Behaviour worth knowing (each decision is also documented where it is
+// implemented):
+//
+//   - Every response carries Docker-Distribution-API-Version: registry/2.0.
+//   - Location headers are absolute (scheme and host of the request,
+//     honouring X-Forwarded-Proto/-Host) unless WithRelativeURLs; the
+//     pagination Link header is relative, as in Distribution.
+//   - Upload sessions live in storage (no signed _state parameter), so any
+//     replica sharing the storage can continue one. A chunk's
+//     Content-Range must start at the current size (else 416 RANGE_INVALID);
+//     without Content-Range a PATCH body is appended (streamed upload). A
+//     digest mismatch on commit cancels the upload, as in Distribution.
+//   - POST with mount and from links the blob when the from repository has
+//     it (201); otherwise, and always when from is missing, a regular
+//     session is opened (202), as Distribution does.
+//   - Manifests: config and layers must be linked in the repository
+//     (MANIFEST_BLOB_UNKNOWN otherwise), index children must be manifests of
+//     the repository as WithIndexValidation says, the subject need not
+//     exist. Bodies over the size limit get 413 SIZE_INVALID. The stored
+//     bytes decide the Content-Type served back. See getManifest for Accept
+//     negotiation.
+//   - Deleting a manifest by digest removes the tags pointing at it;
+//     deleting by tag removes only the tag. Blob delete unlinks the blob
+//     from the repository. Content is reclaimed by garbage collection.
+//   - While WithReadOnly's function returns true, every POST, PUT, PATCH and
+//     DELETE gets 405 UNSUPPORTED; reads are unaffected.
+//   - Referrers are computed on each request by reading the repository's
+//     manifests (see storage.Store.Referrers); the artifactType filter is
+//     applied server side and announced with OCI-Filters-Applied.
 package handlers
 
 import (
