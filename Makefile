@@ -1,0 +1,108 @@
+# Berth — build, generate, test.
+#
+# Every tool is installed at a pinned version from the Go module proxy into
+# bin/ (git-ignored) on first use; nothing needs installing by hand.
+
+# Version stamped into both binaries.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Kubernetes version of the envtest (and, later, e2e cluster) binaries.
+K8S_VERSION ?= 1.33.13
+# Image the manager deploys registryd with (passed as --registryd-image / REGISTRYD_IMAGE).
+REGISTRYD_IMG ?= berth/registryd:$(VERSION)
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_TOOLS_VERSION ?= v0.18.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+GO ?= go
+LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/version.Version=$(VERSION)
+GO_TEST_FLAGS ?=
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from the markers in api/ and controllers/.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate deepcopy methods for api/.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt the tree.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## go vet the tree.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: setup-envtest
+setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<version> (cached).
+	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
+
+.PHONY: test
+test: manifests generate vet ## Run every unit, driver and envtest suite.
+	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-e2e
+test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
+	$(GO) test -tags e2e -count=1 -timeout 60m ./test/e2e/... -v
+
+.PHONY: bench
+bench: ## Run the benchmarks (registryd against the Distribution registry).
+	$(GO) test -run '^$$' -bench . -benchmem ./test/bench/...
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/manager and bin/registryd.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/registryd ./registryd
+
+.PHONY: run
+run: manifests generate ## Run the manager against the cluster in KUBECONFIG.
+	REGISTRYD_IMAGE=$(REGISTRYD_IMG) $(GO) run ./main.go
+
+.PHONY: serve
+serve: build ## Run registryd on its embedded default configuration (filesystem storage, :5000).
+	$(LOCALBIN)/registryd serve
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT)
+$(GOLANGCI_LINT):
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# go-install-tool installs $(2)@$(3) as $(1): the version is part of the file
+# name, so bumping a pin installs the new version beside the old.
+define go-install-tool
+@set -e; pkg=$(2)@$(3); echo "installing $${pkg}"; \
+mkdir -p $(LOCALBIN); \
+GOBIN=$(LOCALBIN) $(GO) install $${pkg}; \
+mv $(LOCALBIN)/$$(basename $(2)) $(1)
+endef

@@ -1,0 +1,77 @@
+package controllers
+
+import (
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+)
+
+var _ = Describe("Registry API", func() {
+	var n int
+	newName := func() string { n++; return fmt.Sprintf("reg-%d", n) }
+
+	It("stores a Registry and reads it back with its defaults applied", func() {
+		reg := &berthv1alpha1.Registry{
+			ObjectMeta: metav1.ObjectMeta{Name: newName(), Namespace: "default"},
+			Spec: berthv1alpha1.RegistrySpec{
+				Storage: berthv1alpha1.RegistryStorage{Filesystem: &berthv1alpha1.FilesystemStorage{}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, reg)).To(Succeed())
+
+		var got berthv1alpha1.Registry
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Name: reg.Name, Namespace: "default"}, &got)).To(Succeed())
+		Expect(got.UID).NotTo(BeEmpty())
+		Expect(got.Spec.Replicas).To(Equal(ptr.To[int32](1)), "spec.replicas defaults to 1")
+		Expect(got.Spec.Storage.Filesystem).NotTo(BeNil())
+		Expect(got.Spec.Storage.Filesystem.Size).NotTo(BeNil())
+		Expect(got.Spec.Storage.Filesystem.Size.Equal(resource.MustParse("10Gi"))).To(BeTrue(), "spec.storage.filesystem.size defaults to 10Gi")
+		Expect(got.Spec.Storage.Filesystem.AccessModes).To(Equal([]corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}))
+	})
+
+	DescribeTable("refuses invalid specs with a message naming the field",
+		func(spec berthv1alpha1.RegistrySpec, field string) {
+			reg := &berthv1alpha1.Registry{
+				ObjectMeta: metav1.ObjectMeta{Name: newName(), Namespace: "default"},
+				Spec:       spec,
+			}
+			err := k8sClient.Create(ctx, reg)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+			Expect(err.Error()).To(ContainSubstring(field))
+		},
+		Entry("no storage", berthv1alpha1.RegistrySpec{}, "spec.storage"),
+		Entry("two storage kinds", berthv1alpha1.RegistrySpec{Storage: berthv1alpha1.RegistryStorage{
+			EmptyDir: &berthv1alpha1.EmptyDirStorage{}, InMemory: &berthv1alpha1.InMemoryStorage{},
+		}}, "spec.storage"),
+		Entry("negative replicas", berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](-1),
+			Storage: berthv1alpha1.RegistryStorage{EmptyDir: &berthv1alpha1.EmptyDirStorage{}}}, "spec.replicas"),
+		Entry("two replicas on a ReadWriteOnce volume", berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](2),
+			Storage: berthv1alpha1.RegistryStorage{Filesystem: &berthv1alpha1.FilesystemStorage{}}}, "spec.replicas"),
+	)
+
+	It("stores a GarbageCollection and keeps its registryName immutable", func() {
+		gc := &berthv1alpha1.GarbageCollection{
+			ObjectMeta: metav1.ObjectMeta{Name: "gc-1", Namespace: "default"},
+			Spec:       berthv1alpha1.GarbageCollectionSpec{RegistryName: "reg-1"},
+		}
+		Expect(k8sClient.Create(ctx, gc)).To(Succeed())
+		var got berthv1alpha1.GarbageCollection
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Name: "gc-1", Namespace: "default"}, &got)).To(Succeed())
+		Expect(got.Spec.Timeout).NotTo(BeNil())
+		Expect(got.Spec.Timeout.Duration.String()).To(Equal("1h0m0s"))
+
+		got.Spec.RegistryName = "other"
+		err := k8sClient.Update(ctx, &got)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.registryName"))
+	})
+})

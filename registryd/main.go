@@ -1,0 +1,151 @@
+// Command registryd is Berth's OCI registry daemon, a drop-in replacement
+// for the CNCF Distribution registry:
+//
+//	registryd serve [config.yml]
+//	registryd garbage-collect [flags] config.yml
+//	registryd --version
+//
+// The configuration file is Distribution's config.yml (version 0.1), with
+// REGISTRY_* environment overrides. Without a file argument, serve reads
+// REGISTRY_CONFIGURATION_PATH, and without that it starts on an embedded
+// default: filesystem storage under /var/lib/registry (override with
+// REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) on :5000.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/berth-dev/berth/internal/version"
+	"github.com/berth-dev/berth/registryd/configuration"
+	"github.com/berth-dev/berth/registryd/server"
+)
+
+// command is one registryd subcommand.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands are registryd's subcommands; each file may add its own in init.
+var commands = map[string]command{
+	"serve": {summary: "serve the registry API", run: runServe},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "-v" || args[0] == "version" {
+		fmt.Fprintln(stdout, "registryd", version.Version)
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "registryd: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "registryd %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: registryd <command> [arguments]\n\ncommands:")
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range commands {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		fmt.Fprintf(w, "  %-16s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "  --version        print the version")
+}
+
+// loadConfiguration reads the configuration at path, at
+// REGISTRY_CONFIGURATION_PATH when path is empty, or the embedded default
+// when neither is set. Environment overrides apply in every case.
+func loadConfiguration(path string) (*configuration.Configuration, string, error) {
+	if path == "" {
+		path = os.Getenv("REGISTRY_CONFIGURATION_PATH")
+	}
+	if path == "" {
+		cfg, err := configuration.Parse(bytes.NewReader(configuration.DefaultYAML()))
+		return cfg, "embedded default", err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, path, err
+	}
+	defer f.Close()
+	cfg, err := configuration.Parse(f)
+	if err != nil {
+		return nil, path, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, path, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: registryd serve [config.yml]") }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("too many arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	cfg, source, err := loadConfiguration(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	logger, err := server.NewLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout})
+	if err != nil {
+		return err
+	}
+	attrs := []any{"version", version.Version, "config", source, "storage", cfg.Storage.Driver()}
+	if cfg.Storage.Filesystem != nil {
+		root := cfg.Storage.Filesystem.RootDirectory
+		if root == "" {
+			root = configuration.DefaultRootDirectory
+		}
+		attrs = append(attrs, "rootdirectory", root)
+	}
+	logger.Info("Starting registryd", attrs...)
+	l, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, l)
+}

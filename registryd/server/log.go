@@ -1,0 +1,103 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/registryd/configuration"
+)
+
+// NewLogger builds the daemon's structured logger from the log section:
+// level (or the deprecated top-level loglevel), formatter text or json, and
+// fields added to every line.
+func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, error) {
+	level := cfg.Log.Level
+	if level == "" {
+		level = cfg.Loglevel
+	}
+	var lv slog.Level
+	switch strings.ToLower(string(level)) {
+	case "", "info":
+		lv = slog.LevelInfo
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("log.level: %q is not one of error, warn, info, debug", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
+	switch cfg.Log.Formatter {
+	case "", "text":
+		h = slog.NewTextHandler(w, opts)
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("log.formatter: %q not supported yet", cfg.Log.Formatter)
+	}
+	logger := slog.New(h)
+	for _, k := range slices.Sorted(maps.Keys(cfg.Log.Fields)) {
+		logger = logger.With(k, cfg.Log.Fields[k])
+	}
+	return logger, nil
+}
+
+// accessLog writes one Combined Log Format line per request to w, as
+// Distribution's access log does (log.accesslog; on unless disabled).
+func accessLog(w io.Writer, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		user := "-"
+		if u, _, ok := r.BasicAuth(); ok && u != "" {
+			user = u
+		}
+		fmt.Fprintf(w, "%s - %s [%s] %s %d %d %s %s\n",
+			host, user, start.Format("02/Jan/2006:15:04:05 -0700"),
+			strconv.Quote(r.Method+" "+r.RequestURI+" "+r.Proto),
+			rec.status, rec.written,
+			strconv.Quote(r.Referer()), strconv.Quote(r.UserAgent()))
+	})
+}
+
+// recorder remembers the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	written     int64
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(b)
+	r.written += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush,
+// deadlines) through the recorder.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
