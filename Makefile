@@ -59,9 +59,10 @@ setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet ## Run every unit, driver and envtest suite.
+test: manifests generate vet ## Run every unit, driver, compatibility and envtest suite.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(GO_TEST_FLAGS) ./...
+	dist="$$(hack/install-distribution.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
