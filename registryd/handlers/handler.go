@@ -12,8 +12,10 @@
 //
 //   - Every response carries Docker-Distribution-API-Version: registry/2.0.
 //   - Location headers are absolute (scheme and host of the request,
-//     honouring X-Forwarded-Proto/-Host) unless WithRelativeURLs; the
-//     pagination Link header is relative, as in Distribution.
+//     honouring X-Forwarded-Proto/-Host) unless WithRelativeURLs; with
+//     WithHost they are always absolute on that URL. The pagination Link
+//     header is relative, as in Distribution. With WithPrefix the API lives
+//     under <prefix>/v2/ and Locations carry the prefix (see urls.go).
 //   - Upload sessions live in storage (no signed _state parameter), so any
 //     replica sharing the storage can continue one. A chunk's
 //     Content-Range must start at the current size (else 416 RANGE_INVALID);
@@ -89,6 +91,8 @@ type options struct {
 	maxManifestSize   int64
 	catalogMaxEntries int
 	relativeURLs      bool
+	prefix            string // http.prefix, "" or "/x" (see cleanPrefix)
+	hostRoot          string // http.host without a trailing slash, or ""
 	logger            *slog.Logger
 }
 
@@ -171,8 +175,9 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	rt, ok := parseRoute(r.URL.Path)
-	if !ok {
+	p, ok := h.apiPath(r.URL.Path)
+	rt, routed := parseRoute(p)
+	if !ok || !routed {
 		http.NotFound(w, r)
 		return
 	}
@@ -215,6 +220,10 @@ func isWrite(method string) bool {
 
 // absURL turns a path into the URL put in a Location header.
 func (h *handler) absURL(r *http.Request, p string) string {
+	if h.hostRoot != "" {
+		return h.hostRoot + p
+	}
+	p = h.prefix + p
 	if h.relativeURLs {
 		return p
 	}

@@ -80,6 +80,8 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithReadOnly(func() bool { return readOnly }),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
+		handlers.WithPrefix(cfg.HTTP.Prefix),
+		handlers.WithHost(httpHost(&cfg.HTTP)),
 		handlers.WithLogger(o.Logger),
 	)
 	if len(cfg.HTTP.Headers) > 0 {
