@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/notifications"
 	"github.com/berth-dev/berth/registryd/storage"
 )
 
@@ -25,6 +26,7 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	if err != nil {
 		return err
 	}
+	h.emitBlob(r, notifications.ActionPull, rt.name, "", desc)
 	if u, err := h.store.BlobRedirectURL(r.Context(), r.Method, desc.Digest); err != nil {
 		return err
 	} else if u != "" {
@@ -114,6 +116,7 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := h.store.DeleteBlob(r.Context(), rt.name, d); err != nil {
 		return err
 	}
+	h.emitDelete(r, rt.name, "", d)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -138,6 +141,7 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			desc, err := h.store.MountBlob(ctx, rt.name, from, d)
 			switch {
 			case err == nil:
+				h.emitBlob(r, notifications.ActionMount, rt.name, from, desc)
 				return h.blobCreated(w, r, rt.name, desc.Digest)
 			case !errors.Is(err, storage.ErrBlobUnknown):
 				return err
@@ -274,6 +278,7 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 	if err != nil {
 		return err
 	}
+	h.emitBlob(r, notifications.ActionPush, name, "", desc)
 	return h.blobCreated(w, r, name, desc.Digest)
 }
 

@@ -94,6 +94,7 @@ type options struct {
 	prefix            string // http.prefix, "" or "/x" (see cleanPrefix)
 	hostRoot          string // http.host without a trailing slash, or ""
 	logger            *slog.Logger
+	events            eventConfig // WithEventSink (events.go)
 }
 
 // Option configures the handler built by New.

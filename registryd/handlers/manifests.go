@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/registryd/notifications"
 	"github.com/berth-dev/berth/registryd/storage"
 )
 
@@ -120,6 +121,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			d = child
 		}
 	}
+	h.emitManifest(r, notifications.ActionPull, rt.name, ref.tag, d, mt, content)
 	if etagMatch(r, d) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
@@ -200,6 +202,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			return err
 		}
 	}
+	h.emitManifest(r, notifications.ActionPush, rt.name, ref.tag, d, mt, content)
 	hd := w.Header()
 	hd.Set("Location", h.absURL(r, "/v2/"+rt.name+"/manifests/"+d.String()))
 	hd.Set("Docker-Content-Digest", d.String())
@@ -287,6 +290,7 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if err != nil {
 		return err
 	}
+	h.emitDelete(r, rt.name, ref.tag, ref.digest)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
