@@ -1,0 +1,131 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Registry is one registry process, Distribution's `registry` or
+// registryd (same command line, same config.yml), serving on loopback.
+type Registry struct {
+	Name string // for messages
+	Addr string // host:port
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, valid once done is closed
+	log  *lockedBuffer
+}
+
+// FreeAddr returns a loopback address nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// StartRegistry runs `bin serve config.yml` with the configuration
+// config(addr) returns for a free loopback address, and waits until GET
+// /v2/ answers 200: at most 300 polls 20ms apart, failing at once if the
+// process exits. The process is stopped by its PID when the test ends,
+// unless Stop was called before.
+func StartRegistry(t testing.TB, name, bin string, config func(addr string) string) *Registry {
+	t.Helper()
+	addr := FreeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(config(addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Name: name, Addr: addr, done: make(chan struct{}), log: &lockedBuffer{}}
+	r.cmd = exec.Command(bin, "serve", cfgPath)
+	r.cmd.Stdout = r.log
+	r.cmd.Stderr = r.log
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() { r.Stop(t) })
+
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for range 300 {
+		resp, err := client.Get(r.URL("/v2/"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("%s exited before serving: %v\n%s", name, r.err, r.log)
+		case <-tick.C:
+		}
+	}
+	t.Fatalf("%s did not answer on %s\n%s", name, addr, r.log)
+	return nil
+}
+
+// Stop sends SIGTERM and waits for the process to exit, killing it after
+// 10s. Stopping twice is harmless.
+func (r *Registry) Stop(t testing.TB) {
+	t.Helper()
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		_ = r.cmd.Process.Kill()
+		<-r.done
+		t.Errorf("%s did not stop on SIGTERM\n%s", r.Name, r.log)
+	}
+}
+
+// URL is the address of path on the registry.
+func (r *Registry) URL(path string) string { return "http://" + r.Addr + path }
+
+// Log is what the process wrote to stdout and stderr so far.
+func (r *Registry) Log() string { return r.log.String() }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
