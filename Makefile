@@ -59,10 +59,11 @@ setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet ## Run every unit, driver, compatibility and envtest suite.
+test: manifests generate vet ## Run every unit, driver, compatibility, OCI conformance and envtest suite.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" $(GO) test $(GO_TEST_FLAGS) ./...
+	conformance="$$(hack/conformance.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
