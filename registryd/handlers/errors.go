@@ -63,6 +63,15 @@ var (
 // errReadOnly is what every write gets while the registry is read-only.
 var errReadOnly = ErrUnsupported.WithMessage("registry is in read-only mode")
 
+// ErrReadOnly is errReadOnly for middleware that refuses writes before they
+// reach the handler (registryd/server's read-only gate).
+var ErrReadOnly = errReadOnly
+
+// WriteError writes e as the spec's JSON error body, for middleware in
+// front of the handler (auth, the read-only gate), so that every error
+// response has one shape.
+func WriteError(w http.ResponseWriter, r *http.Request, e *Error) { writeError(w, r, e) }
+
 // toError maps an error from the storage layer (or anything else) to the
 // protocol error the client sees. ok is false for unexpected errors, which
 // are reported as UNKNOWN and logged.
