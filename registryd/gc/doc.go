@@ -1,0 +1,91 @@
+// Package gc is registryd's garbage collector: a mark and sweep over the
+// Distribution-compatible layout of package storage, run by
+//
+//	registryd garbage-collect [--dry-run] [--delete-untagged] [--quiet] [--json] [--allow-writable] [--workers N] config.yml
+//
+// # Mark
+//
+// Every repository is marked on its own, several at a time (Options.Workers,
+// 8 by default), and each adds what it keeps to one global set of live
+// digests. Inside a repository a manifest revision is live when:
+//
+//   - without DeleteUntagged: always — every revision is live, as in
+//     Distribution;
+//   - with DeleteUntagged: a tag's current link points at it, or it is a
+//     child of a live index or Docker manifest list (nested indexes
+//     included), or its subject is a live manifest of the same repository
+//     (transitively: a signature of an SBOM of a tagged image lives).
+//
+// A live manifest marks its own blob (and its revision link's target), its
+// config and layers, and every child digest. A child that is not a revision
+// of the repository is still marked as a blob, but marks nothing further,
+// as in Distribution. Tag history (tags/<tag>/index) keeps nothing alive.
+// A live manifest whose content is missing from the blob store is reported
+// and marks nothing; one whose content cannot be decoded, or any storage
+// error while marking, stops the run before anything is deleted.
+//
+// # Sweep
+//
+// In this order, so that an interrupted run leaves a consistent store and a
+// re-run finishes the job:
+//
+//  1. each repository's dead revisions (only with DeleteUntagged): the tag
+//     index entries that name them, then the revision link;
+//  2. every blob under blobs/ outside the live set, found in one driver Walk
+//     of blobs/ (no per-blob round trip);
+//  3. each repository's _layers links to a digest outside the live set.
+//
+// A deletion that fails is reported and the run goes on; the blob of a
+// manifest whose revision could not be removed, and the _layers links of a
+// blob that could not be removed, are kept, so nothing left behind points
+// at missing content. The run then fails (non-zero exit) and a re-run
+// finishes the job. Memory grows with the live digests, the repository
+// names and what is to be deleted; no path list of the store is held.
+//
+// # Differences from Distribution's garbage-collect
+//
+// Against the same store and flags the two delete the same files (this is
+// tested against Distribution v3.1.2), except:
+//
+//   - Referrers: with --delete-untagged Distribution deletes every untagged
+//     manifest, including signatures, SBOMs and attestations whose subject
+//     is a tagged image; registryd keeps every manifest whose subject is
+//     live, with its blobs.
+//   - Live digests are per repository: Distribution spares an untagged
+//     revision of repository B when the same digest is live in repository
+//     A, and decides which _layers links of a repository to drop with what
+//     was marked in the repositories enumerated before it. registryd drops a
+//     revision that is dead in its own repository (its blob stays while
+//     another repository uses it) and drops a _layers link exactly when its
+//     blob is not live anywhere.
+//   - A repository that never had a tag: Distribution with
+//     --delete-untagged keeps its revisions but deletes their blobs (leaving
+//     broken manifests); registryd deletes both.
+//   - A _layers link to a blob that is already missing is removed (when
+//     not live); Distribution leaves it.
+//   - A blob stored under sha256 and referenced by a sha512 (or sha384)
+//     descriptor through a _layers link (Distribution's layout for such
+//     pushes) is kept; Distribution deletes it.
+//
+// # Safety
+//
+// The collector assumes nothing writes to the storage while it runs: a
+// manifest pushed after its repository was marked could lose its layers.
+// The command therefore refuses to run unless the configuration has
+// storage.maintenance.readonly.enabled: true (the operator sets it on every
+// replica first) or --allow-writable is given, which is safe only when no
+// registry serves this storage at all.
+//
+// # Output
+//
+// Progress is logged with slog to stderr (the configuration's log level and
+// formatter; --quiet keeps only warnings and errors). The summary — counts
+// of repositories, manifests marked and deleted, tag index entries, blobs
+// marked and deleted, bytes freed, _layers links deleted, duration, errors —
+// goes to stdout as text, or with --json as one JSON object (Summary) that
+// also lists every deleted manifest, blob and _layers link. With --dry-run
+// nothing is deleted and the same counts and lists name exactly what a real
+// run would delete. When /dev/termination-log is writable (a Kubernetes
+// container) the summary is written there too, without the lists: the
+// kubelet keeps at most 4096 bytes of it.
+package gc

@@ -1,0 +1,226 @@
+package gc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/registryd/storage"
+	"github.com/berth-dev/berth/registryd/storage/driver"
+)
+
+// DefaultWorkers is how many repositories are marked, and how many
+// deletions run, at a time when Options.Workers is 0.
+const DefaultWorkers = 8
+
+// maxErrorMessages bounds Summary.Errors; ErrorCount counts them all.
+const maxErrorMessages = 50
+
+// Options tune one garbage collection run.
+type Options struct {
+	// DryRun deletes nothing; the Summary names what a real run would delete.
+	DryRun bool
+	// DeleteUntagged treats manifests reachable from no tag (through index
+	// children and the subject relation) as garbage.
+	DeleteUntagged bool
+	// Workers bounds the repositories marked and deletions run concurrently.
+	Workers int
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+}
+
+// RepositoryDigest names a manifest revision or a _layers link.
+type RepositoryDigest struct {
+	Repository string        `json:"repository"`
+	Digest     digest.Digest `json:"digest"`
+}
+
+// Blob is a blob of the global blob store.
+type Blob struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+}
+
+// Deleted lists what a run deleted (or, in a dry run, would delete), each
+// list sorted.
+type Deleted struct {
+	Manifests  []RepositoryDigest `json:"manifests"`
+	Blobs      []Blob             `json:"blobs"`
+	LayerLinks []RepositoryDigest `json:"layerLinks"`
+}
+
+// Summary is the outcome of a run. In a dry run the *Deleted counts, the
+// bytes freed and the Deleted lists describe what a real run would delete.
+type Summary struct {
+	DryRun                 bool     `json:"dryRun"`
+	DeleteUntagged         bool     `json:"deleteUntagged"`
+	Repositories           int      `json:"repositories"`
+	ManifestsMarked        int      `json:"manifestsMarked"`
+	ManifestsDeleted       int      `json:"manifestsDeleted"`
+	TagIndexEntriesDeleted int      `json:"tagIndexEntriesDeleted"`
+	BlobsMarked            int      `json:"blobsMarked"`
+	BlobsDeleted           int      `json:"blobsDeleted"`
+	BytesFreed             int64    `json:"bytesFreed"`
+	LayerLinksDeleted      int      `json:"layerLinksDeleted"`
+	DurationSeconds        float64  `json:"durationSeconds"`
+	ErrorCount             int      `json:"errorCount"`
+	Errors                 []string `json:"errors,omitempty"`
+	// Error is why the run stopped early, if it did.
+	Error   string   `json:"error,omitempty"`
+	Deleted *Deleted `json:"deleted,omitempty"`
+}
+
+// Duration is how long the run took.
+func (s *Summary) Duration() time.Duration {
+	return time.Duration(s.DurationSeconds * float64(time.Second))
+}
+
+// ErrPartial is returned (wrapped) when some deletions failed; the Summary
+// lists them. Running the collector again finishes the job.
+var ErrPartial = errors.New("some deletions failed; run garbage-collect again to finish")
+
+// Run collects garbage in the storage behind drv. Nothing may write to the
+// storage while it runs (see the package documentation). It always returns
+// a Summary; the error is non-nil when marking failed (nothing was deleted)
+// or when some deletions failed (errors.Is(err, ErrPartial)).
+func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary, error) {
+	start := time.Now()
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &collector{
+		store:  storage.New(drv),
+		drv:    drv,
+		opts:   opts,
+		log:    opts.Logger,
+		marked: make(map[digest.Digest]struct{}),
+		sum: &Summary{
+			DryRun:         opts.DryRun,
+			DeleteUntagged: opts.DeleteUntagged,
+			Deleted:        &Deleted{Manifests: []RepositoryDigest{}, Blobs: []Blob{}, LayerLinks: []RepositoryDigest{}},
+		},
+	}
+	c.log.Info("Starting garbage collection", "dryRun", opts.DryRun, "deleteUntagged", opts.DeleteUntagged, "workers", opts.Workers)
+	err := c.run(ctx)
+	c.sum.DurationSeconds = time.Since(start).Seconds()
+	d := c.sum.Deleted
+	slices.SortFunc(d.Manifests, compareRepositoryDigest)
+	slices.SortFunc(d.LayerLinks, compareRepositoryDigest)
+	slices.SortFunc(d.Blobs, func(a, b Blob) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	if err != nil {
+		c.sum.Error = err.Error()
+		c.log.Error("Garbage collection failed", "error", err)
+		return c.sum, err
+	}
+	if c.sum.ErrorCount > 0 {
+		err := fmt.Errorf("%d deletions failed: %w", c.sum.ErrorCount, ErrPartial)
+		c.sum.Error = err.Error()
+		c.log.Error("Garbage collection incomplete", "errors", c.sum.ErrorCount)
+		return c.sum, err
+	}
+	c.log.Info("Garbage collection done", "dryRun", opts.DryRun,
+		"repositories", c.sum.Repositories,
+		"manifestsMarked", c.sum.ManifestsMarked, "manifestsDeleted", c.sum.ManifestsDeleted,
+		"blobsMarked", c.sum.BlobsMarked, "blobsDeleted", c.sum.BlobsDeleted,
+		"bytesFreed", c.sum.BytesFreed, "layerLinksDeleted", c.sum.LayerLinksDeleted,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return c.sum, nil
+}
+
+func compareRepositoryDigest(a, b RepositoryDigest) int {
+	return cmp.Or(storage.CompareNames(a.Repository, b.Repository), strings.Compare(string(a.Digest), string(b.Digest)))
+}
+
+// collector is the state of one run.
+type collector struct {
+	store *storage.Store
+	drv   driver.StorageDriver
+	opts  Options
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	marked map[digest.Digest]struct{}
+	sum    *Summary
+	// repos holds every repository name, for the _layers pass.
+	repos []string
+	// plans holds the repositories that have dead revisions.
+	plans []*repoPlan
+	// keptBlobs are unmarked blobs that must stay because a deletion that
+	// should have come first failed.
+	keptBlobs map[digest.Digest]struct{}
+}
+
+func (c *collector) run(ctx context.Context) error {
+	if err := c.mark(ctx); err != nil {
+		return fmt.Errorf("mark: %w (nothing was deleted)", err)
+	}
+	c.log.Info("Marked", "repositories", c.sum.Repositories, "manifests", c.sum.ManifestsMarked, "digests", len(c.marked))
+	c.sweepManifests(ctx)
+	if err := c.sweepBlobs(ctx); err != nil {
+		return fmt.Errorf("sweep blobs: %w", err)
+	}
+	c.sweepLayerLinks(ctx)
+	return ctx.Err()
+}
+
+// isMarked reports whether d is live. Only called once marking is done.
+func (c *collector) isMarked(d digest.Digest) bool {
+	_, ok := c.marked[d]
+	return ok
+}
+
+// fail records a failed deletion.
+func (c *collector) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sum.ErrorCount++
+	if len(c.sum.Errors) < maxErrorMessages {
+		c.sum.Errors = append(c.sum.Errors, err.Error())
+	}
+	c.log.Error("Deletion failed", "error", err)
+}
+
+// parallel runs fn for every item with at most n at a time.
+func parallel[T any](ctx context.Context, n int, items []T, fn func(context.Context, T)) {
+	ch := make(chan T)
+	var wg sync.WaitGroup
+	for range min(n, max(len(items), 1)) {
+		wg.Go(func() {
+			for it := range ch {
+				fn(ctx, it)
+			}
+		})
+	}
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		ch <- it
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// deleteDir deletes p; a path already gone is not an error (a re-run, or a
+// dry run's view).
+func (c *collector) deleteDir(ctx context.Context, p string) error {
+	if c.opts.DryRun {
+		return nil
+	}
+	if err := c.drv.Delete(ctx, p); err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return err
+	}
+	return nil
+}
