@@ -282,16 +282,20 @@ func (m *model) pushIndex(repo *repoModel, tag string) {
 	m.putManifest(repo, mj, tag)
 }
 
-func (m *model) pushReferrer(repo *repoModel, tag string) {
+func (m *model) pushReferrer(repo *repoModel, tag string) *manifestRec {
 	subject := m.pick(repo, func(r *manifestRec) bool { return r.mediaType != mtDockerManifest && r.mediaType != mtDockerList })
 	if subject == nil {
-		return
+		return nil
 	}
+	return m.pushReferrerOf(repo, subject, tag)
+}
+
+func (m *model) pushReferrerOf(repo *repoModel, subject *manifestRec, tag string) *manifestRec {
 	cfg := m.blob(repo, fmt.Appendf(nil, `{"nonce":%d}`, m.r.Uint64()))
 	cfg.MediaType = "application/vnd.example.config+json"
 	l := m.blob(repo, m.randomBytes(8+m.r.IntN(64)))
 	l.MediaType = "application/vnd.example.signature"
-	m.putManifest(repo, manifestJSON{
+	return m.putManifest(repo, manifestJSON{
 		SchemaVersion: 2, MediaType: mtOCIManifest, ArtifactType: "application/vnd.example.signature",
 		Config: &cfg, Layers: []desc{l},
 		Subject: &desc{MediaType: subject.mediaType, Digest: subject.digest, Size: int64(len(subject.content))},
@@ -323,11 +327,21 @@ func (m *model) deleteManifest(repo *repoModel) {
 }
 
 // build runs ops random operations per repository. Each repository starts
-// with a tagged image, so every repository has a tags directory.
+// with a tagged image, so every repository has a tags directory, and the
+// first ends with a tagged image carrying a signature that is itself
+// signed, so every store has referrers of a live subject.
 func (m *model) build(ops int) {
 	for _, repo := range m.repos {
 		m.pushImage(repo, "latest")
 	}
+	defer func() {
+		repo := m.repos[0]
+		img := m.pushImage(repo, "signed")
+		for img.mediaType != mtOCIManifest {
+			img = m.pushImage(repo, "signed")
+		}
+		m.pushReferrerOf(repo, m.pushReferrerOf(repo, img, ""), "")
+	}()
 	for range ops * len(m.repos) {
 		repo := m.repos[m.r.IntN(len(m.repos))]
 		switch x := m.r.IntN(100); {
