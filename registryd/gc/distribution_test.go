@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/gc"
 	"github.com/berth-dev/berth/registryd/storage/driver/filesystem"
@@ -194,4 +193,3 @@ func runBinary(t *testing.T, bin string, args ...string) []byte {
 	}
 	return stdout.Bytes()
 }
-
