@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/registryd/storage"
+)
+
+// Store size, from the environment:
+//
+//	BERTH_BENCH_GC_REPOS        repositories (200)
+//	BERTH_BENCH_GC_IMAGES       images per repository, every other one untagged (20)
+//	BERTH_BENCH_GC_LAYER_BYTES  size of each image's own layer (1024)
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// BenchmarkGarbageCollect collects the same generated store with
+// `registryd garbage-collect --delete-untagged` and Distribution's
+// `registry garbage-collect --delete-untagged`, each on its own copy, and
+// reports wall time and peak RSS of both and their ratios
+// (distribution/registryd: above 1 means registryd is faster or smaller).
+func BenchmarkGarbageCollect(b *testing.B) {
+	repos := envInt(b, "BERTH_BENCH_GC_REPOS", 200)
+	images := envInt(b, "BERTH_BENCH_GC_IMAGES", 20)
+	layerBytes := envInt(b, "BERTH_BENCH_GC_LAYER_BYTES", 1024)
+	registryd := testutil.Registryd(b)
+	dist := testutil.DistributionRegistry(b)
+
+	src := b.TempDir()
+	start := time.Now()
+	if err := generateStore(src, repos, images, layerBytes); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d repositories x %d images in %s", repos, images, time.Since(start).Round(time.Millisecond))
+
+	var regTime, distTime time.Duration
+	var regRSS, distRSS int64
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		regRoot, distRoot := filepath.Join(b.TempDir(), "r"), filepath.Join(b.TempDir(), "d")
+		for _, dst := range []string{regRoot, distRoot} {
+			if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v: %s", err, out)
+			}
+		}
+		b.StartTimer()
+		t, rss := runGC(b, registryd, regRoot, "--quiet")
+		regTime += t
+		regRSS = max(regRSS, rss)
+		t, rss = runGC(b, dist, distRoot, "--quiet")
+		distTime += t
+		distRSS = max(distRSS, rss)
+		b.StopTimer()
+		if err := sameFiles(regRoot, distRoot); err != nil {
+			b.Fatalf("registryd and Distribution left different stores: %v", err)
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(regTime.Seconds()/n, "registryd-s")
+	b.ReportMetric(distTime.Seconds()/n, "distribution-s")
+	b.ReportMetric(float64(regRSS)/1024, "registryd-maxrss-MiB")
+	b.ReportMetric(float64(distRSS)/1024, "distribution-maxrss-MiB")
+	b.ReportMetric(distTime.Seconds()/regTime.Seconds(), "time-ratio")
+	b.ReportMetric(float64(distRSS)/float64(regRSS), "rss-ratio")
+}
+
+// runGC runs one collector binary on the store at root and returns its
+// wall time and peak RSS in KiB.
+func runGC(b *testing.B, bin, root string, extra ...string) (time.Duration, int64) {
+	b.Helper()
+	cfg := filepath.Join(b.TempDir(), "config.yml")
+	yaml := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  maintenance:\n    readonly:\n      enabled: true\n", root)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	args := append([]string{"garbage-collect", "--delete-untagged"}, extra...)
+	cmd := exec.Command(bin, append(args, cfg)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s: %v\n%s", filepath.Base(bin), err, stderr.String())
+	}
+	elapsed := time.Since(start)
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		b.Fatal("no rusage for the child process")
+	}
+	return elapsed, ru.Maxrss
+}
+
+// generateStore writes a store of repos repositories holding images images
+// each straight into Distribution's layout (no HTTP, no fsync). Each image
+// has a config, a layer shared by its repository and a layer of its own;
+// odd-numbered images are untagged, so --delete-untagged removes half.
+func generateStore(root string, repos, images, layerBytes int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, repos)
+	sem := make(chan struct{}, 8)
+	for r := range repos {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := generateRepository(root, r, images, layerBytes); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func generateRepository(root string, r, images, layerBytes int) error {
+	rng := rand.New(rand.NewPCG(uint64(r), 1))
+	name := fmt.Sprintf("project%d/app%d", r/10, r)
+	write := func(p string, content []byte) error {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(full, content, 0o644)
+	}
+	blob := func(content []byte) (digest.Digest, error) {
+		d := digest.FromBytes(content)
+		if err := write(storage.BlobDataPath(d), content); err != nil {
+			return "", err
+		}
+		return d, write(storage.LayerLinkPath(name, d), []byte(d))
+	}
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		return b
+	}
+	base := random(layerBytes)
+	baseDigest, err := blob(base)
+	if err != nil {
+		return err
+	}
+	for i := range images {
+		cfg := fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","repo":%d,"image":%d}`, r, i)
+		cfgDigest, err := blob(cfg)
+		if err != nil {
+			return err
+		}
+		own := random(layerBytes)
+		ownDigest, err := blob(own)
+		if err != nil {
+			return err
+		}
+		m := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+			`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+			`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d},`+
+			`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
+			cfgDigest, len(cfg), baseDigest, len(base), ownDigest, len(own))
+		md := digest.FromBytes(m)
+		if err := write(storage.BlobDataPath(md), m); err != nil {
+			return err
+		}
+		if err := write(storage.RevisionLinkPath(name, md), []byte(md)); err != nil {
+			return err
+		}
+		if i%2 == 0 {
+			tag := fmt.Sprintf("v%d", i)
+			if err := write(storage.TagIndexLinkPath(name, tag, md), []byte(md)); err != nil {
+				return err
+			}
+			if err := write(storage.TagCurrentLinkPath(name, tag), []byte(md)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sameFiles reports the first regular file present below one root and not
+// the other.
+func sameFiles(a, b string) error {
+	list := func(root string) (map[string]bool, error) {
+		out := map[string]bool{}
+		err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				rel, _ := filepath.Rel(root, p)
+				out[rel] = true
+			}
+			return err
+		})
+		return out, err
+	}
+	fa, err := list(a)
+	if err != nil {
+		return err
+	}
+	fb, err := list(b)
+	if err != nil {
+		return err
+	}
+	for p := range fa {
+		if !fb[p] {
+			return fmt.Errorf("%s only in registryd's copy", p)
+		}
+	}
+	for p := range fb {
+		if !fa[p] {
+			return fmt.Errorf("%s only in Distribution's copy", p)
+		}
+	}
+	return nil
+}
