@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/registryd/handlers"
+)
+
+// Middleware counts and times every request served by next. prefix is
+// http.prefix, removed from the path before the route is named.
+func (m *Metrics) Middleware(prefix string, next http.Handler) http.Handler {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := "other"
+		if p, ok := strings.CutPrefix(r.URL.Path, prefix); ok {
+			if name := handlers.RouteName(p); name != "" {
+				route = name
+			}
+		}
+		upload := (route == "blob_upload" || route == "blob_upload_chunk") &&
+			(r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut)
+		if upload {
+			m.uploadsInFlight.Inc()
+			defer m.uploadsInFlight.Dec()
+		}
+		body := &countingBody{ReadCloser: r.Body}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = body
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		method := normalizeMethod(r.Method)
+		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.status)).Inc()
+		m.bytesIn.WithLabelValues(route).Add(float64(body.n))
+		m.bytesOut.WithLabelValues(route).Add(float64(rec.written))
+	})
+}
+
+// normalizeMethod keeps the method label bounded.
+func normalizeMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	written     int64
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(b)
+	r.written += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
