@@ -16,8 +16,8 @@ import (
 )
 
 // NewLogger builds the daemon's structured logger from the log section:
-// level (or the deprecated top-level loglevel), formatter text or json, and
-// fields added to every line.
+// level (or the deprecated top-level loglevel), formatter text, json or
+// logstash (see newLogstashHandler), and fields added to every line.
 func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, error) {
 	level := cfg.Log.Level
 	if level == "" {
@@ -43,6 +43,8 @@ func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, err
 		h = slog.NewTextHandler(w, opts)
 	case "json":
 		h = slog.NewJSONHandler(w, opts)
+	case "logstash":
+		h = newLogstashHandler(w, opts)
 	default:
 		return nil, fmt.Errorf("log.formatter: %q not supported yet", cfg.Log.Formatter)
 	}

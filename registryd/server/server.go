@@ -38,6 +38,15 @@ func Supported() configuration.Support {
 			"http.headers",
 			"validation.manifests.indexes.none",
 			"validation.manifests.indexes.list",
+			"log.formatter.logstash",
+			"http.debug",
+			"http.debug.prometheus",
+			"health.storagedriver",
+			"health.file",
+			"health.http",
+			"health.tcp",
+			"notifications.endpoints",
+			"storage.maintenance.uploadpurging",
 		},
 	}
 }
@@ -48,6 +57,9 @@ type Server struct {
 	log     *slog.Logger
 	driver  driver.StorageDriver
 	handler http.Handler
+	// ops are health, metrics, notifications, purging and the debug
+	// server (operations.go).
+	ops *operations
 }
 
 // Options are the process-level pieces a Server writes to.
@@ -75,6 +87,10 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		return nil, err
 	}
 	readOnly := cfg.Storage.Maintenance.ReadOnly.Enabled
+	ops, drv, err := newOperations(cfg, drv, o.Logger, func() bool { return readOnly })
+	if err != nil {
+		return nil, err
+	}
 	var h http.Handler = handlers.New(drv,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
 		handlers.WithReadOnly(func() bool { return readOnly }),
@@ -83,14 +99,16 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),
 		handlers.WithLogger(o.Logger),
+		handlers.WithEventSink(ops.events()),
 	)
+	h = ops.wrap(cfg.HTTP.Prefix, h)
 	if len(cfg.HTTP.Headers) > 0 {
 		h = withHeaders(cfg.HTTP.Headers, h)
 	}
 	if !cfg.Log.AccessLog.Disabled {
 		h = accessLog(o.AccessLog, h)
 	}
-	return &Server{cfg: cfg, log: o.Logger, driver: drv, handler: h}, nil
+	return &Server{cfg: cfg, log: o.Logger, driver: drv, handler: h, ops: ops}, nil
 }
 
 // Handler is the server's complete HTTP handler.
@@ -119,6 +137,13 @@ func (s *Server) Listen() (net.Listener, error) {
 // requests finish for up to http.draintimeout (immediately when unset)
 // before closing what remains.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if err := s.serveDebug(ctx); err != nil {
+		return err
+	}
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	bgDone := make(chan struct{})
+	go func() { s.ops.run(bgCtx); close(bgDone) }()
+	defer func() { stopBackground(); <-bgDone }()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -135,6 +160,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	drain := s.cfg.HTTP.DrainTimeout
 	s.log.Info("Draining", "timeout", drain.String())
+	defer s.closeNotifications(drain)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
