@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -126,11 +127,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	logger, err := server.NewLogger(cfg, stderr)
+	level := new(slog.LevelVar)
+	logger, err := server.NewLoggerLevel(cfg, stderr, level)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout})
+	// The file (not the embedded default) is watched and re-applied live.
+	configPath := fs.Arg(0)
+	if configPath == "" {
+		configPath = os.Getenv("REGISTRY_CONFIGURATION_PATH")
+	}
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level})
 	if err != nil {
 		return err
 	}

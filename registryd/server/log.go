@@ -19,23 +19,18 @@ import (
 // level (or the deprecated top-level loglevel), formatter text, json or
 // logstash (see newLogstashHandler), and fields added to every line.
 func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, error) {
-	level := cfg.Log.Level
-	if level == "" {
-		level = cfg.Loglevel
+	return NewLoggerLevel(cfg, w, new(slog.LevelVar))
+}
+
+// NewLoggerLevel is NewLogger with the level held in lv, which it sets
+// from the configuration; pass the same lv as Options.LogLevel so that a
+// configuration reload can change the level of the running logger.
+func NewLoggerLevel(cfg *configuration.Configuration, w io.Writer, lv *slog.LevelVar) (*slog.Logger, error) {
+	level, err := LogLevel(cfg)
+	if err != nil {
+		return nil, err
 	}
-	var lv slog.Level
-	switch strings.ToLower(string(level)) {
-	case "", "info":
-		lv = slog.LevelInfo
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		return nil, fmt.Errorf("log.level: %q is not one of error, warn, info, debug", level)
-	}
+	lv.Set(level)
 	opts := &slog.HandlerOptions{Level: lv}
 	var h slog.Handler
 	switch cfg.Log.Formatter {
@@ -53,6 +48,26 @@ func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, err
 		logger = logger.With(k, cfg.Log.Fields[k])
 	}
 	return logger, nil
+}
+
+// LogLevel is the level log.level (or the deprecated top-level loglevel)
+// selects; info when neither is set.
+func LogLevel(cfg *configuration.Configuration) (slog.Level, error) {
+	level := cfg.Log.Level
+	if level == "" {
+		level = cfg.Loglevel
+	}
+	switch strings.ToLower(string(level)) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log.level: %q is not one of error, warn, info, debug", level)
 }
 
 // accessLog writes one Combined Log Format line per request to w, as

@@ -10,6 +10,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/registryd/configuration"
@@ -36,6 +38,12 @@ func Supported() configuration.Support {
 			"storage.redirect",
 			"http.net.unix",
 			"http.headers",
+			"http.tls",
+			"http.tls.clientcas",
+			"http.h2c",
+			"auth.htpasswd",
+			"auth.token",
+			"auth.silly",
 			"validation.manifests.indexes.none",
 			"validation.manifests.indexes.list",
 			"log.formatter.logstash",
@@ -57,6 +65,18 @@ type Server struct {
 	log     *slog.Logger
 	driver  driver.StorageDriver
 	handler http.Handler
+
+	// gate refuses writes while read-only (readonly.go).
+	gate *writeGate
+	// reload re-applies the configuration file (reload.go); nil when
+	// the server was not started from a file.
+	reload *configReloader
+	// tls is the TLS configuration (tls.go); nil without http.tls.
+	tls *tls.Config
+	// secret is http.secret or a generated one (see httpSecret).
+	secret string
+	// background runs for as long as Serve: file watchers.
+	background []func(context.Context)
 	// ops are health, metrics, notifications, purging and the debug
 	// server (operations.go).
 	ops *operations
@@ -69,6 +89,12 @@ type Options struct {
 	// AccessLog receives the access log (Combined Log Format); os.Stdout
 	// when nil.
 	AccessLog io.Writer
+	// ConfigPath is the configuration file the server was started with;
+	// when set, Serve watches it and applies changes (see reload.go).
+	ConfigPath string
+	// LogLevel is the level variable of Logger (NewLoggerLevel), which a
+	// configuration reload sets; nil when the level cannot change.
+	LogLevel *slog.LevelVar
 }
 
 // New checks cfg against what this build supports and builds the server.
@@ -86,14 +112,33 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	readOnly := cfg.Storage.Maintenance.ReadOnly.Enabled
-	ops, drv, err := newOperations(cfg, drv, o.Logger, func() bool { return readOnly })
+	s := &Server{cfg: cfg, log: o.Logger, driver: drv, gate: newWriteGate(cfg.Storage.Maintenance.ReadOnly.Enabled)}
+	s.secret = httpSecret(cfg, o.Logger)
+	if cfg.HTTP.TLS != nil {
+		conf, certs, err := newTLSConfig(cfg.HTTP.TLS, !cfg.HTTP.HTTP2.Disabled, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = conf
+		s.background = append(s.background, certs.Run)
+	}
+	if o.ConfigPath != "" {
+		rl, err := newConfigReloader(o.ConfigPath, cfg, o.Logger, o.LogLevel, s.gate)
+		if err != nil {
+			return nil, err
+		}
+		s.reload = rl
+		s.background = append(s.background, rl.Run)
+	}
+	ops, drv, err := newOperations(cfg, drv, o.Logger, s.gate.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
+	s.ops, s.driver = ops, drv
+	s.background = append(s.background, ops.run)
 	var h http.Handler = handlers.New(drv,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
-		handlers.WithReadOnly(func() bool { return readOnly }),
+		handlers.WithReadOnly(s.gate.ReadOnly),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
@@ -101,14 +146,24 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithLogger(o.Logger),
 		handlers.WithEventSink(ops.events()),
 	)
+	h = s.gate.wrap(h)
+	h, authRunner, err := withAuth(cfg, o.Logger, h)
+	if err != nil {
+		return nil, err
+	}
+	if authRunner != nil {
+		s.background = append(s.background, authRunner.Run)
+	}
 	h = ops.wrap(cfg.HTTP.Prefix, h)
+	h = s.withStatus(cfg.HTTP.Prefix, h)
 	if len(cfg.HTTP.Headers) > 0 {
 		h = withHeaders(cfg.HTTP.Headers, h)
 	}
 	if !cfg.Log.AccessLog.Disabled {
 		h = accessLog(o.AccessLog, h)
 	}
-	return &Server{cfg: cfg, log: o.Logger, driver: drv, handler: h, ops: ops}, nil
+	s.handler = h
+	return s, nil
 }
 
 // Handler is the server's complete HTTP handler.
@@ -140,18 +195,28 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if err := s.serveDebug(ctx); err != nil {
 		return err
 	}
-	bgCtx, stopBackground := context.WithCancel(context.Background())
-	bgDone := make(chan struct{})
-	go func() { s.ops.run(bgCtx); close(bgDone) }()
-	defer func() { stopBackground(); <-bgDone }()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:         s.tls,
+		Protocols:         s.protocols(),
 	}
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	for _, run := range s.background {
+		bg.Go(func() { run(bgCtx) })
+	}
+	defer func() { stopBackground(); bg.Wait() }()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	s.log.Info("Listening", "network", l.Addr().Network(), "addr", l.Addr().String(), "storage", s.cfg.Storage.Driver())
+	go func() {
+		if s.tls != nil {
+			errc <- srv.ServeTLS(l, "", "")
+			return
+		}
+		errc <- srv.Serve(l)
+	}()
+	s.log.Info("Listening", "network", l.Addr().Network(), "addr", l.Addr().String(), "storage", s.cfg.Storage.Driver(), "tls", s.tls != nil)
 
 	select {
 	case err := <-errc:
@@ -172,6 +237,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return serr
 	}
 	return err
+}
+
+// protocols are the HTTP versions served: HTTP/1.1, HTTP/2 over TLS unless
+// http.http2.disabled, and HTTP/2 over cleartext when http.h2c.enabled.
+func (s *Server) protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(s.tls != nil && !s.cfg.HTTP.HTTP2.Disabled)
+	p.SetUnencryptedHTTP2(s.cfg.HTTP.H2C.Enabled)
+	return p
 }
 
 // withHeaders adds http.headers to every response.

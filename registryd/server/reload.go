@@ -1,0 +1,177 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/berth-dev/berth/registryd/configuration"
+	"github.com/berth-dev/berth/registryd/internal/filewatch"
+)
+
+// Live reload of the configuration file.
+//
+// registryd watches the directory of the configuration file it was started
+// with (never the file's inode: Kubernetes swaps a ..data symlink; see
+// package filewatch) and reads the file again whenever something there
+// changes. When its bytes differ from those last applied it is parsed
+// exactly as at start (REGISTRY_* overrides included) and:
+//
+//   - the live keys take effect at once: storage.maintenance.readonly.enabled
+//     (through the write gate, see readonly.go), log.level (and the
+//     deprecated loglevel);
+//   - every other key that differs from the configuration the process
+//     started with is logged as needing a restart, by key path, and keeps
+//     its running value;
+//   - a file that cannot be read, parsed or validated is logged and
+//     reported in the status endpoint's configError; the running
+//     configuration stays, and configHash keeps naming the bytes last
+//     applied, so the operator can tell that a replica has not taken an
+//     update.
+//
+// The htpasswd file and the TLS certificate and key are watched by their
+// own reloaders (auth.Htpasswd, certReloader), whatever the configuration
+// file does; their paths are restart keys.
+type configReloader struct {
+	path    string
+	started *configuration.Configuration
+	log     *slog.Logger
+	level   *slog.LevelVar
+	gate    *writeGate
+	watch   *filewatch.Watcher
+
+	mu         sync.Mutex
+	generation uint64
+	hash       string
+	lastErr    string
+}
+
+func newConfigReloader(path string, cfg *configuration.Configuration, log *slog.Logger, level *slog.LevelVar, gate *writeGate) (*configReloader, error) {
+	w, err := filewatch.New(path)
+	if err != nil {
+		return nil, fmt.Errorf("watching the configuration file: %w", err)
+	}
+	w.OnError(func(err error) { log.Warn("Watching the configuration file", "path", path, "error", err) })
+	return &configReloader{path: path, started: cfg, log: log, level: level, gate: gate, watch: w}, nil
+}
+
+// Run applies the file as it is now, then again after every change, until
+// ctx ends.
+func (c *configReloader) Run(ctx context.Context) {
+	c.check()
+	c.watch.Run(ctx, c.check)
+}
+
+func (c *configReloader) fail(err error) {
+	c.mu.Lock()
+	c.lastErr = err.Error()
+	c.mu.Unlock()
+	c.log.Error("Configuration reload failed; keeping the running configuration", "path", c.path, "error", err)
+}
+
+// check applies the file when its bytes changed.
+func (c *configReloader) check() {
+	data, err := os.ReadFile(c.path)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	sum := sha256.Sum256(data)
+	hash := "sha256:" + hex.EncodeToString(sum[:])
+	c.mu.Lock()
+	same := hash == c.hash
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	cfg, err := configuration.Parse(bytes.NewReader(data))
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	level, err := LogLevel(cfg)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	readOnly := cfg.Storage.Maintenance.ReadOnly.Enabled
+	if readOnly != c.gate.ReadOnly() {
+		c.gate.Set(readOnly)
+	}
+	if c.level != nil {
+		c.level.Set(level)
+	}
+	c.mu.Lock()
+	c.generation++
+	c.hash = hash
+	c.lastErr = ""
+	gen := c.generation
+	c.mu.Unlock()
+	if keys := restartKeys(c.started, cfg); len(keys) > 0 {
+		c.log.Warn("Configuration changes need a restart to take effect", "path", c.path, "keys", strings.Join(keys, ","))
+	}
+	c.log.Info("Configuration applied", "path", c.path, "generation", gen, "hash", hash, "readOnly", readOnly, "level", level.String())
+}
+
+// restartKeys lists the key paths whose values differ between a and b,
+// leaving out the live keys.
+func restartKeys(a, b *configuration.Configuration) []string {
+	x, y := *a, *b
+	for _, c := range []*configuration.Configuration{&x, &y} {
+		c.Storage.Maintenance.ReadOnly.Enabled = false
+		c.Log.Level = ""
+		c.Loglevel = ""
+	}
+	var keys []string
+	diffKeys("", reflect.ValueOf(x), reflect.ValueOf(y), &keys)
+	return keys
+}
+
+// diffKeys appends the yaml key paths under path where a and b differ,
+// descending into structs and non-nil pointers; other values (maps, lists,
+// scalars) are compared whole.
+func diffKeys(path string, a, b reflect.Value, keys *[]string) {
+	if reflect.DeepEqual(a.Interface(), b.Interface()) {
+		return
+	}
+	switch a.Kind() {
+	case reflect.Pointer:
+		if a.IsNil() || b.IsNil() {
+			*keys = append(*keys, path)
+			return
+		}
+		diffKeys(path, a.Elem(), b.Elem(), keys)
+	case reflect.Struct:
+		t := a.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			p := name
+			switch {
+			case strings.Contains(opts, "inline"):
+				p = path
+			case path != "":
+				p = path + "." + name
+			}
+			diffKeys(p, a.Field(i), b.Field(i), keys)
+		}
+	default:
+		*keys = append(*keys, path)
+	}
+}

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/registryd/configuration"
+)
+
+// tlsServer starts a server with http.tls over files in a temporary
+// directory; tlsExtra is added under http.tls.
+func tlsServer(t *testing.T, ca *testCA, tlsExtra, httpExtra string) (ls *liveServer, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	cert, key, _ := ca.issue(t, "registry")
+	writeFile(t, filepath.Join(dir, "tls.crt"), string(cert))
+	writeFile(t, filepath.Join(dir, "tls.key"), string(key))
+	cfg := testConfig(false, indent(`tls:
+  certificate: `+filepath.Join(dir, "tls.crt")+`
+  key: `+filepath.Join(dir, "tls.key")+"\n"+indent(tlsExtra, 2)+httpExtra, 2))
+	path := filepath.Join(dir, "config.yml")
+	writeFile(t, path, cfg)
+	return startFromFile(t, path), dir
+}
+
+func tlsClient(pool *tlsConfigOpts) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: pool.config(), ForceAttemptHTTP2: true}}
+}
+
+type tlsConfigOpts struct {
+	ca         *testCA
+	cert       *tls.Certificate
+	maxVersion uint16
+}
+
+func (o *tlsConfigOpts) config() *tls.Config {
+	c := &tls.Config{RootCAs: o.ca.pool, MaxVersion: o.maxVersion}
+	if o.cert != nil {
+		// Always present the certificate, even when the server names
+		// other acceptable CAs (Go would otherwise send none).
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return o.cert, nil }
+	}
+	return c
+}
+
+func TestTLSHandshakeAndHTTP2(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	ls, _ := tlsServer(t, ca, "", "")
+	resp, err := tlsClient(&tlsConfigOpts{ca: ca}).Get("https://" + ls.addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("status %d, tls %v", resp.StatusCode, resp.TLS != nil)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Errorf("protocol %s, want HTTP/2 over TLS by default", resp.Proto)
+	}
+	if resp.TLS.Version < tls.VersionTLS12 {
+		t.Errorf("TLS version %x", resp.TLS.Version)
+	}
+	// A client that does not trust the CA fails the handshake.
+	if _, err := http.Get("https://" + ls.addr + "/v2/"); err == nil {
+		t.Error("a client without the CA connected")
+	}
+	// A TLS 1.1 client is refused (minimum tls1.2 by default).
+	if _, err := tlsClient(&tlsConfigOpts{ca: ca, maxVersion: tls.VersionTLS11}).Get("https://" + ls.addr + "/v2/"); err == nil {
+		t.Error("a TLS 1.1 client connected")
+	}
+}
+
+func TestTLSOptions(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	t.Run("minimumtls tls1.3", func(t *testing.T) {
+		ls, _ := tlsServer(t, ca, "minimumtls: tls1.3\n", "")
+		if _, err := tlsClient(&tlsConfigOpts{ca: ca, maxVersion: tls.VersionTLS12}).Get("https://" + ls.addr + "/v2/"); err == nil {
+			t.Error("a TLS 1.2 client connected")
+		}
+		resp, err := tlsClient(&tlsConfigOpts{ca: ca}).Get("https://" + ls.addr + "/v2/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.TLS.Version != tls.VersionTLS13 {
+			t.Errorf("version %x", resp.TLS.Version)
+		}
+	})
+	t.Run("ciphersuites", func(t *testing.T) {
+		ls, _ := tlsServer(t, ca, "ciphersuites:\n  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n", "")
+		resp, err := tlsClient(&tlsConfigOpts{ca: ca, maxVersion: tls.VersionTLS12}).Get("https://" + ls.addr + "/v2/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.TLS.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+			t.Errorf("cipher suite %s", tls.CipherSuiteName(resp.TLS.CipherSuite))
+		}
+	})
+	t.Run("http2 disabled", func(t *testing.T) {
+		ls, _ := tlsServer(t, ca, "", "http2:\n  disabled: true\n")
+		resp, err := tlsClient(&tlsConfigOpts{ca: ca}).Get("https://" + ls.addr + "/v2/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 1 {
+			t.Errorf("protocol %s, want HTTP/1.1", resp.Proto)
+		}
+	})
+}
+
+func TestTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	ca := newTestCA(t, "CA")
+	writeFile(t, caFile, string(ca.pemCert()))
+	certPEM, keyPEM, _ := ca.issue(t, "registry")
+	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeFile(t, cert, string(certPEM))
+	writeFile(t, key, string(keyPEM))
+	tests := map[string]struct {
+		tls  configuration.TLS
+		want string
+	}{
+		"unknown cipher suite":         {tls: configuration.TLS{CipherSuites: []string{"TLS_AES_128_GCM_SHA256", "TLS_MADE_UP"}}, want: "http.tls.ciphersuites[1]"},
+		"no cipher suite HTTP/2 needs": {tls: configuration.TLS{CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, Certificate: cert, Key: key}, want: "http.tls.ciphersuites: HTTP/2 needs"},
+		"letsencrypt":                  {tls: configuration.TLS{LetsEncrypt: &configuration.LetsEncrypt{}}, want: "http.tls.letsencrypt: not supported"},
+		"missing certificate":          {tls: configuration.TLS{Certificate: filepath.Join(dir, "nope.crt"), Key: filepath.Join(dir, "nope.key")}, want: "http.tls.certificate"},
+		"missing client CA":            {tls: configuration.TLS{ClientCAs: []string{caFile, filepath.Join(dir, "nope.pem")}}, want: "http.tls.clientcas[1]"},
+		"unknown minimum":              {tls: configuration.TLS{MinimumTLS: "ssl3"}, want: "http.tls.minimumtls"},
+		"unknown client auth":          {tls: configuration.TLS{ClientCAs: []string{caFile}, ClientAuth: "maybe"}, want: "http.tls.clientauth"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := newTLSConfig(&tc.tls, true, slog.Default())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMutualTLS(t *testing.T) {
+	ca := newTestCA(t, "server CA")
+	clientCA := newTestCA(t, "client CA")
+	other := newTestCA(t, "other CA")
+	setup := func(t *testing.T, mode string) *liveServer {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "client-ca.pem"), string(clientCA.pemCert()))
+		extra := "clientcas:\n  - " + filepath.Join(dir, "client-ca.pem") + "\n"
+		if mode != "" {
+			extra += "clientauth: " + mode + "\n"
+		}
+		ls, _ := tlsServer(t, ca, extra, "")
+		return ls
+	}
+	get := func(ls *liveServer, cert *tls.Certificate) error {
+		resp, err := tlsClient(&tlsConfigOpts{ca: ca, cert: cert}).Get("https://" + ls.addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	good := clientCA.clientCert(t, "alice")
+	bad := other.clientCert(t, "mallory")
+
+	t.Run("default requires and verifies", func(t *testing.T) {
+		ls := setup(t, "")
+		if err := get(ls, nil); err == nil {
+			t.Error("a client without a certificate was served")
+		}
+		if err := get(ls, &bad); err == nil {
+			t.Error("a client with a certificate from another CA was served")
+		}
+		if err := get(ls, &good); err != nil {
+			t.Errorf("a client with a good certificate: %v", err)
+		}
+	})
+	t.Run("verify-client-cert-if-given", func(t *testing.T) {
+		ls := setup(t, "verify-client-cert-if-given")
+		if err := get(ls, nil); err != nil {
+			t.Errorf("a client without a certificate: %v", err)
+		}
+		if err := get(ls, &bad); err == nil {
+			t.Error("a client with a certificate from another CA was served")
+		}
+	})
+}
+
+func TestTLSCertificateReload(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	ls, dir := tlsServer(t, ca, "", "")
+	url := "https://" + ls.addr + "/v2/"
+
+	// A keep-alive connection opened before the swap.
+	kept := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	resp, err := kept.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body) // so the connection goes back to the pool
+	resp.Body.Close()
+	oldSerial := resp.TLS.PeerCertificates[0].SerialNumber
+
+	cert, key, newSerial := ca.issue(t, "registry renewed")
+	// Write the pair the way a Secret update lands: new files renamed in.
+	writeFile(t, filepath.Join(dir, "tls.key.new"), string(key))
+	writeFile(t, filepath.Join(dir, "tls.crt.new"), string(cert))
+	if err := os.Rename(filepath.Join(dir, "tls.key.new"), filepath.Join(dir, "tls.key")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "tls.crt.new"), filepath.Join(dir, "tls.crt")); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}, DisableKeepAlives: true}}
+	}
+	waitFor(t, "a new connection to get the new certificate", func() bool {
+		resp, err := fresh().Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.Cmp(newSerial) == 0
+	})
+
+	// The connection opened before the swap still works, on its certificate.
+	var reused bool
+	req, _ := http.NewRequest("GET", url, nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+	}))
+	resp, err = kept.Do(req)
+	if err != nil {
+		t.Fatalf("the connection from before the swap: %v", err)
+	}
+	resp.Body.Close()
+	if !reused {
+		t.Error("the connection from before the swap was not reused (dropped?)")
+	}
+	if resp.TLS.PeerCertificates[0].SerialNumber.Cmp(oldSerial) != 0 {
+		t.Error("the kept connection changed certificate")
+	}
+}
+
+func TestH2C(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	writeFile(t, path, testConfig(false, "  h2c:\n    enabled: true\n"))
+	ls := startFromFile(t, path)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: p}}
+	resp, err := c.Get("http://" + ls.addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Errorf("status %d over %s, want 200 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+}
