@@ -59,13 +59,15 @@ func newConfigReloader(path string, cfg *configuration.Configuration, log *slog.
 		return nil, fmt.Errorf("watching the configuration file: %w", err)
 	}
 	w.OnError(func(err error) { log.Warn("Watching the configuration file", "path", path, "error", err) })
-	return &configReloader{path: path, started: cfg, log: log, level: level, gate: gate, watch: w}, nil
+	c := &configReloader{path: path, started: cfg, log: log, level: level, gate: gate, watch: w}
+	// Apply the file as it is now (generation 1), so the status is exact
+	// from the first request; the watch set up above misses nothing since.
+	c.check()
+	return c, nil
 }
 
-// Run applies the file as it is now, then again after every change, until
-// ctx ends.
+// Run applies the file again after every change until ctx ends.
 func (c *configReloader) Run(ctx context.Context) {
-	c.check()
 	c.watch.Run(ctx, c.check)
 }
 
