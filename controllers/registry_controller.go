@@ -2,14 +2,29 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/controllers/builders"
 )
+
+// FieldOwner is the server-side apply field manager of everything the
+// operator writes.
+const FieldOwner = client.FieldOwner("berth-operator")
+
+// secretNamesIndex indexes Registries by the names of the Secrets they
+// reference, so a Secret event finds its Registries.
+const secretNamesIndex = ".spec.secretNames"
 
 // RegistryReconciler reconciles a Registry into registryd's children.
 type RegistryReconciler struct {
@@ -18,30 +33,112 @@ type RegistryReconciler struct {
 	// RegistrydImage is the registryd image used when a Registry does not
 	// override it (the manager's --registryd-image flag / REGISTRYD_IMAGE).
 	RegistrydImage string
+
+	// Hasher hashes htpasswd passwords; bcrypt when nil.
+	Hasher builders.Hasher
 }
 
 // +kubebuilder:rbac:groups=berth.dev,resources=registries,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=berth.dev,resources=registries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=berth.dev,resources=registries/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
 
-// Reconcile fetches the Registry; the child phases (config, secrets,
-// deployment, service, status) are added by the operator work (issue 6).
+// Reconcile renders a Registry's children, applies them, and reports
+// status. The phases share a registryScope; a phase that finds a problem
+// the user must fix (a missing Secret, a config registryd refuses) records
+// it in the scope and the remaining phases leave the running registry as
+// it is, so it keeps serving its last good configuration.
 func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var reg berthv1alpha1.Registry
-	if err := r.Get(ctx, req.NamespacedName, &reg); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
+	reg := &berthv1alpha1.Registry{}
+	if err := r.Get(ctx, req.NamespacedName, reg); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !reg.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
 	}
 	log.FromContext(ctx).V(1).Info("Reconciling Registry", "generation", reg.Generation)
-	return ctrl.Result{}, nil
+
+	s := &registryScope{reg: reg, secrets: map[string]*corev1.Secret{}}
+	phases := []func(context.Context, *registryScope) error{
+		r.checkPolicies,
+		r.reconcileCertificate,
+		r.loadSecrets,
+		r.render,
+		r.reconcileHTTPSecret,
+		r.reconcileHTPasswd,
+		r.reconcileConfigMap,
+		r.reconcilePVC,
+		r.reconcileDeployment,
+		r.reconcileService,
+		r.reconcilePDB,
+		r.reconcileServiceMonitor,
+	}
+	for _, phase := range phases {
+		if s.problem != nil {
+			break
+		}
+		if err := phase(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.loadDeployment(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.patchStatus(ctx, s)
 }
 
-// SetupWithManager registers the reconciler with the manager.
+// SetupWithManager registers the reconciler with the manager: it owns the
+// children and watches the Secrets Registries reference.
 func (r *RegistryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &berthv1alpha1.Registry{}, secretNamesIndex,
+		func(o client.Object) []string { return builders.SecretNames(o.(*berthv1alpha1.Registry)) }); err != nil {
+		return fmt.Errorf("indexing Registries by Secret: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&berthv1alpha1.Registry{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.registriesForSecret)).
 		Named("registry").
 		Complete(r)
+}
+
+// registriesForSecret maps a Secret to the Registries that reference it.
+func (r *RegistryReconciler) registriesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list berthv1alpha1.RegistryList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretNamesIndex: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "Listing Registries for Secret", "secret", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, reg := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&reg)})
+	}
+	return reqs
+}
+
+// loadDeployment reads the Deployment for the status when no phase did.
+func (r *RegistryReconciler) loadDeployment(ctx context.Context, s *registryScope) error {
+	if s.deployment != nil {
+		return nil
+	}
+	dep := &appsv1.Deployment{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: builders.DeploymentName(s.reg)}, dep)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	s.deployment = dep
+	return nil
 }

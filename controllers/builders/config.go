@@ -34,7 +34,9 @@ type Rendered struct {
 // configuration parser refuses.
 type InvalidConfigError struct{ Err error }
 
-func (e *InvalidConfigError) Error() string { return "invalid registryd configuration: " + e.Err.Error() }
+func (e *InvalidConfigError) Error() string {
+	return "invalid registryd configuration: " + e.Err.Error()
+}
 func (e *InvalidConfigError) Unwrap() error { return e.Err }
 
 // Render builds config.yml and the pod wiring of reg. readOnly is the

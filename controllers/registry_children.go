@@ -1,0 +1,338 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/robfig/cron/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/controllers/builders"
+)
+
+// AppliedHashAnnotation on every applied child is a hash of what the
+// operator last applied. A child whose annotation matches the desired
+// object is not applied again, so a reconcile with nothing to change
+// issues no write.
+const AppliedHashAnnotation = "berth.dev/applied-hash"
+
+// problem is something the user must fix; it becomes Degraded's reason and
+// message. Messages are stable (no timestamps), so writing them never
+// triggers another reconcile.
+type problem struct{ reason, message string }
+
+// registryScope is what the phases of one reconcile share.
+type registryScope struct {
+	reg        *berthv1alpha1.Registry
+	secrets    map[string]*corev1.Secret
+	rendered   *builders.Rendered
+	deployment *appsv1.Deployment
+	problem    *problem
+}
+
+// effectiveReadOnly is the read-only state registryd must have: the spec's.
+// (A running GarbageCollection adds its own hold; see the GC controller.)
+func effectiveReadOnly(reg *berthv1alpha1.Registry) bool { return reg.Spec.ReadOnly }
+
+// checkPolicies refuses specs the API server accepted but the operator
+// cannot honour (objects stored before a validation rule existed, a cron
+// expression the CRD pattern lets through, a missing cert-manager).
+func (r *RegistryReconciler) checkPolicies(_ context.Context, s *registryScope) error {
+	reg := s.reg
+	if builders.ReadWriteOnce(reg) && builders.Replicas(reg) > 1 {
+		s.problem = &problem{berthv1alpha1.ReasonInvalidStorage,
+			"spec.replicas: a ReadWriteOnce filesystem volume allows at most 1 replica"}
+		return nil
+	}
+	if gc := reg.Spec.GarbageCollection; gc != nil && gc.Schedule != "" {
+		if _, err := cron.ParseStandard(gc.Schedule); err != nil {
+			s.problem = &problem{berthv1alpha1.ReasonInvalidSchedule, fmt.Sprintf("spec.garbageCollection.schedule: %v", err)}
+			return nil
+		}
+	}
+	if t := reg.Spec.TLS; t != nil && t.IssuerRef != nil {
+		ok, err := r.hasKind(builders.CertificateGVK.Group, builders.CertificateGVK.Version, builders.CertificateGVK.Kind)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			s.problem = &problem{berthv1alpha1.ReasonCertManagerMissing,
+				"spec.tls.issuerRef: the cert-manager Certificate CRD is not installed"}
+		}
+	}
+	return nil
+}
+
+// hasKind reports whether the API server serves group/version kind.
+func (r *RegistryReconciler) hasKind(group, version, kind string) (bool, error) {
+	_, err := r.RESTMapper().RESTMapping(schema.GroupKind{Group: group, Kind: kind}, version)
+	switch {
+	case meta.IsNoMatchError(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// loadSecrets reads every Secret the spec references; a missing Secret or
+// key is the Registry's problem until it appears (the Secret watch brings
+// the Registry back).
+func (r *RegistryReconciler) loadSecrets(ctx context.Context, s *registryScope) error {
+	for _, ref := range builders.SecretRefs(s.reg) {
+		sec, ok := s.secrets[ref.Name]
+		if !ok {
+			sec = &corev1.Secret{}
+			err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: ref.Name}, sec)
+			switch {
+			case apierrors.IsNotFound(err):
+				sec = nil
+			case err != nil:
+				return err
+			}
+			s.secrets[ref.Name] = sec
+		}
+		if sec == nil {
+			s.problem = &problem{berthv1alpha1.ReasonSecretNotFound,
+				fmt.Sprintf("%s: Secret %q not found", ref.Field, ref.Name)}
+			return nil
+		}
+		if _, ok := sec.Data[ref.Key]; !ok {
+			s.problem = &problem{berthv1alpha1.ReasonSecretKeyNotFound,
+				fmt.Sprintf("%s: Secret %q has no key %q", ref.Field, ref.Name, ref.Key)}
+			return nil
+		}
+	}
+	return nil
+}
+
+// render builds config.yml; a configuration registryd would refuse is the
+// Registry's problem.
+func (r *RegistryReconciler) render(_ context.Context, s *registryScope) error {
+	rendered, err := builders.Render(s.reg, effectiveReadOnly(s.reg))
+	var invalid *builders.InvalidConfigError
+	switch {
+	case errors.As(err, &invalid):
+		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, invalid.Error()}
+		return nil
+	case err != nil:
+		return err
+	}
+	s.rendered = rendered
+	return nil
+}
+
+// reconcileHTTPSecret creates the http secret once. It is never updated:
+// rotating it would break uploads in flight across replicas.
+func (r *RegistryReconciler) reconcileHTTPSecret(ctx context.Context, s *registryScope) error {
+	name := builders.HTTPSecretName(s.reg)
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: name}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	value := make([]byte, 32)
+	if _, err := rand.Read(value); err != nil {
+		return err
+	}
+	sec := builders.HTTPSecret(s.reg, []byte(hex.EncodeToString(value)))
+	if err := controllerutil.SetControllerReference(s.reg, sec, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	log.FromContext(ctx).Info("Created Secret", "name", name)
+	return nil
+}
+
+// reconcileHTPasswd hashes spec.auth.htpasswd.users into the generated
+// Secret, keeping the hash of every password that did not change.
+func (r *RegistryReconciler) reconcileHTPasswd(ctx context.Context, s *registryScope) error {
+	a := s.reg.Spec.Auth
+	if a == nil || a.Htpasswd == nil || len(a.Htpasswd.Users) == 0 {
+		return nil
+	}
+	passwords := map[string][]byte{}
+	for _, u := range a.Htpasswd.Users {
+		passwords[u.Username] = s.secrets[u.PasswordSecretRef.Name].Data[u.PasswordSecretRef.Key]
+	}
+	current := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: builders.HTPasswdSecretName(s.reg)}, current)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	hasher := r.Hasher
+	if hasher == nil {
+		hasher = builders.BcryptHasher
+	}
+	file, err := builders.HTPasswd(a.Htpasswd.Users, passwords, current.Data[builders.HTPasswdSecretKey], hasher)
+	if err != nil {
+		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, "spec.auth.htpasswd.users: " + err.Error()}
+		return nil
+	}
+	_, err = r.apply(ctx, s.reg, builders.HTPasswdSecret(s.reg, file))
+	return err
+}
+
+func (r *RegistryReconciler) reconcileConfigMap(ctx context.Context, s *registryScope) error {
+	_, err := r.apply(ctx, s.reg, builders.ConfigMap(s.reg, s.rendered))
+	return err
+}
+
+func (r *RegistryReconciler) reconcilePVC(ctx context.Context, s *registryScope) error {
+	if pvc := builders.PersistentVolumeClaim(s.reg); pvc != nil {
+		_, err := r.apply(ctx, s.reg, pvc)
+		return err
+	}
+	return nil
+}
+
+func (r *RegistryReconciler) reconcileDeployment(ctx context.Context, s *registryScope) error {
+	sum := builders.Checksum(s.rendered, builders.SecretRefs(s.reg), s.secrets)
+	live, err := r.apply(ctx, s.reg, builders.Deployment(s.reg, s.rendered, r.RegistrydImage, sum))
+	if err != nil {
+		return err
+	}
+	s.deployment = live.(*appsv1.Deployment)
+	return nil
+}
+
+func (r *RegistryReconciler) reconcileService(ctx context.Context, s *registryScope) error {
+	_, err := r.apply(ctx, s.reg, builders.Service(s.reg))
+	return err
+}
+
+func (r *RegistryReconciler) reconcilePDB(ctx context.Context, s *registryScope) error {
+	if pdb := builders.PodDisruptionBudget(s.reg); pdb != nil {
+		_, err := r.apply(ctx, s.reg, pdb)
+		return err
+	}
+	return r.deleteOwned(ctx, s.reg, &policyv1.PodDisruptionBudget{}, builders.PDBName(s.reg))
+}
+
+// reconcileServiceMonitor applies the ServiceMonitor when prometheus-operator's
+// CRD exists; without the CRD there is nothing to do.
+func (r *RegistryReconciler) reconcileServiceMonitor(ctx context.Context, s *registryScope) error {
+	gvk := builders.ServiceMonitorGVK
+	ok, err := r.hasKind(gvk.Group, gvk.Version, gvk.Kind)
+	if err != nil || !ok {
+		return err
+	}
+	if sm := builders.ServiceMonitor(s.reg); sm != nil {
+		_, err := r.apply(ctx, s.reg, sm)
+		return err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind})
+	return r.deleteOwned(ctx, s.reg, u, s.reg.Name)
+}
+
+// reconcileCertificate applies the cert-manager Certificate (checkPolicies
+// made sure its CRD exists).
+func (r *RegistryReconciler) reconcileCertificate(ctx context.Context, s *registryScope) error {
+	if c := builders.Certificate(s.reg); c != nil {
+		_, err := r.apply(ctx, s.reg, c)
+		return err
+	}
+	return nil
+}
+
+// apply is the one place children are written: it sets the owner
+// reference and the applied hash, and server-side applies the object
+// unless the live one already carries the same hash. It returns the live
+// object.
+func (r *RegistryReconciler) apply(ctx context.Context, reg *berthv1alpha1.Registry, obj client.Object) (client.Object, error) {
+	if err := controllerutil.SetControllerReference(reg, obj, r.Scheme()); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:16])
+	annotations := obj.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AppliedHashAnnotation] = hash
+	obj.SetAnnotations(annotations)
+
+	live, err := r.newLike(obj)
+	if err != nil {
+		return nil, err
+	}
+	err = r.Get(ctx, client.ObjectKeyFromObject(obj), live)
+	switch {
+	case err == nil && live.GetAnnotations()[AppliedHashAnnotation] == hash:
+		return live, nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, err
+	}
+	if err := r.Patch(ctx, obj, client.Apply, FieldOwner, client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("applying %s %s: %w", kindOf(obj), obj.GetName(), err)
+	}
+	log.FromContext(ctx).Info("Applied "+kindOf(obj), "name", obj.GetName())
+	return obj, nil
+}
+
+func kindOf(obj client.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+// newLike returns an empty object of obj's type (and GVK, for
+// unstructured objects).
+func (r *RegistryReconciler) newLike(obj client.Object) (client.Object, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		out := &unstructured.Unstructured{}
+		out.SetGroupVersionKind(u.GroupVersionKind())
+		return out, nil
+	}
+	gvk, err := r.GroupVersionKindFor(obj)
+	if err != nil {
+		return nil, err
+	}
+	o, err := r.Scheme().New(gvk)
+	if err != nil {
+		return nil, err
+	}
+	return o.(client.Object), nil
+}
+
+// deleteOwned deletes the named child if it exists and reg controls it.
+func (r *RegistryReconciler) deleteOwned(ctx context.Context, reg *berthv1alpha1.Registry, obj client.Object, name string) error {
+	err := r.Get(ctx, client.ObjectKey{Namespace: reg.Namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	if !metav1.IsControlledBy(obj, reg) {
+		return nil
+	}
+	if err := r.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	log.FromContext(ctx).Info("Deleted", "kind", fmt.Sprintf("%T", obj), "name", name)
+	return nil
+}
