@@ -269,3 +269,26 @@ func TestH2C(t *testing.T) {
 		t.Errorf("status %d over %s, want 200 over HTTP/2", resp.StatusCode, resp.Proto)
 	}
 }
+
+func TestStartRefusesWhatItCannotHonour(t *testing.T) {
+	dir := t.TempDir()
+	tests := map[string]struct {
+		extra string
+		want  string
+	}{
+		"letsencrypt": {extra: "  tls:\n    letsencrypt:\n      cachefile: " + filepath.Join(dir, "cache") + "\n      email: a@example.com\n", want: "http.tls.letsencrypt"},
+		"two auth providers": {extra: "auth:\n  silly:\n    realm: r\n    service: s\n  htpasswd:\n    realm: r\n    path: " + filepath.Join(dir, "htpasswd") + "\n",
+			want: "auth: more than one auth provider configured"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := configuration.ParseWithEnv(strings.NewReader(testConfig(false, tc.extra)), nil)
+			if err == nil {
+				_, err = New(cfg, Options{})
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
+}
