@@ -18,15 +18,15 @@ import (
 // getBlob serves GET and HEAD /v2/<name>/blobs/<digest>, with Range
 // support (206, 416) through http.ServeContent.
 func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) error {
-	d, err := storage.ParseDigest(rt.ref)
+	d, err := storage.ParseDigest(rt.Ref)
 	if err != nil {
 		return err
 	}
-	desc, err := h.store.StatBlob(r.Context(), rt.name, d)
+	desc, err := h.store.StatBlob(r.Context(), rt.Name, d)
 	if err != nil {
 		return err
 	}
-	h.emitBlob(r, notifications.ActionPull, rt.name, "", desc)
+	h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
 	if u, err := h.store.BlobRedirectURL(r.Context(), r.Method, desc.Digest); err != nil {
 		return err
 	} else if u != "" {
@@ -109,14 +109,14 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 	if !h.deleteEnabled {
 		return ErrUnsupported.WithMessage("deletion is disabled")
 	}
-	d, err := storage.ParseDigest(rt.ref)
+	d, err := storage.ParseDigest(rt.Ref)
 	if err != nil {
 		return err
 	}
-	if err := h.store.DeleteBlob(r.Context(), rt.name, d); err != nil {
+	if err := h.store.DeleteBlob(r.Context(), rt.Name, d); err != nil {
 		return err
 	}
-	h.emitDelete(r, rt.name, "", d)
+	h.emitDelete(r, rt.Name, "", d)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -138,11 +138,11 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			return err
 		}
 		if storage.ValidName(from) {
-			desc, err := h.store.MountBlob(ctx, rt.name, from, d)
+			desc, err := h.store.MountBlob(ctx, rt.Name, from, d)
 			switch {
 			case err == nil:
-				h.emitBlob(r, notifications.ActionMount, rt.name, from, desc)
-				return h.blobCreated(w, r, rt.name, desc.Digest)
+				h.emitBlob(r, notifications.ActionMount, rt.Name, from, desc)
+				return h.blobCreated(w, r, rt.Name, desc.Digest)
 			case !errors.Is(err, storage.ErrBlobUnknown):
 				return err
 			}
@@ -153,21 +153,21 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 		if err != nil {
 			return err
 		}
-		u, err := h.store.CreateUpload(ctx, rt.name)
+		u, err := h.store.CreateUpload(ctx, rt.Name)
 		if err != nil {
 			return err
 		}
-		if err := h.finishUpload(w, r, rt.name, u.ID, d); err != nil {
-			_ = h.store.CancelUpload(ctx, rt.name, u.ID) // already gone after a digest mismatch
+		if err := h.finishUpload(w, r, rt.Name, u.ID, d); err != nil {
+			_ = h.store.CancelUpload(ctx, rt.Name, u.ID) // already gone after a digest mismatch
 			return err
 		}
 		return nil
 	}
-	u, err := h.store.CreateUpload(ctx, rt.name)
+	u, err := h.store.CreateUpload(ctx, rt.Name)
 	if err != nil {
 		return err
 	}
-	return h.uploadAccepted(w, r, rt.name, u.ID, 0, http.StatusAccepted)
+	return h.uploadAccepted(w, r, rt.Name, u.ID, 0, http.StatusAccepted)
 }
 
 // uploadAccepted writes the response describing an open upload session.
@@ -202,11 +202,11 @@ func (h *handler) blobCreated(w http.ResponseWriter, r *http.Request, name strin
 
 // uploadStatus serves GET /v2/<name>/blobs/uploads/<id> (204).
 func (h *handler) uploadStatus(w http.ResponseWriter, r *http.Request, rt route) error {
-	u, err := h.store.StatUpload(r.Context(), rt.name, rt.ref)
+	u, err := h.store.StatUpload(r.Context(), rt.Name, rt.Ref)
 	if err != nil {
 		return err
 	}
-	return h.uploadAccepted(w, r, rt.name, u.ID, u.Size, http.StatusNoContent)
+	return h.uploadAccepted(w, r, rt.Name, u.ID, u.Size, http.StatusNoContent)
 }
 
 // parseContentRange reads a chunk's Content-Range ("<start>-<end>",
@@ -253,11 +253,11 @@ func (h *handler) appendChunk(r *http.Request, name, id string) (int64, error) {
 // Content-Range that must start at the current size, or a streamed body
 // appended as is (202).
 func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request, rt route) error {
-	size, err := h.appendChunk(r, rt.name, rt.ref)
+	size, err := h.appendChunk(r, rt.Name, rt.Ref)
 	if err != nil {
 		return err
 	}
-	return h.uploadAccepted(w, r, rt.name, rt.ref, size, http.StatusAccepted)
+	return h.uploadAccepted(w, r, rt.Name, rt.Ref, size, http.StatusAccepted)
 }
 
 // putUpload serves PUT /v2/<name>/blobs/uploads/<id>?digest=: appends the
@@ -267,7 +267,7 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request, rt route) er
 	if err != nil {
 		return ErrDigestInvalid.WithMessage("digest parameter missing or invalid")
 	}
-	return h.finishUpload(w, r, rt.name, rt.ref, d)
+	return h.finishUpload(w, r, rt.Name, rt.Ref, d)
 }
 
 func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id string, d digest.Digest) error {
@@ -284,7 +284,7 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 
 // cancelUpload serves DELETE /v2/<name>/blobs/uploads/<id> (204).
 func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) error {
-	if err := h.store.CancelUpload(r.Context(), rt.name, rt.ref); err != nil {
+	if err := h.store.CancelUpload(r.Context(), rt.Name, rt.Ref); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -58,16 +58,7 @@ func RouteName(path string) string {
 	if !ok {
 		return ""
 	}
-	return [...]string{
-		routeBase:        "base",
-		routeCatalog:     "catalog",
-		routeTags:        "tags",
-		routeBlob:        "blob",
-		routeUploadStart: "blob_upload",
-		routeUpload:      "blob_upload_chunk",
-		routeManifest:    "manifest",
-		routeReferrers:   "referrers",
-	}[rt.kind]
+	return rt.Kind.String()
 }
 
 // emit writes an event for action on target, completing it from r.

@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -135,7 +136,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 type handler struct {
 	options
 	store  *storage.Store
-	routes map[routeKind]map[string]handlerFunc
+	routes map[routes.Kind]map[string]handlerFunc
 }
 
 // New returns the registry's HTTP handler over drv.
@@ -151,25 +152,25 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 	for _, o := range opts {
 		o(&h.options)
 	}
-	h.routes = map[routeKind]map[string]handlerFunc{
-		routeBase:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
-		routeCatalog:     {http.MethodGet: h.catalog},
-		routeTags:        {http.MethodGet: h.tagsList},
-		routeBlob:        {http.MethodGet: h.getBlob, http.MethodHead: h.getBlob, http.MethodDelete: h.deleteBlob},
-		routeUploadStart: {http.MethodPost: h.startUpload},
-		routeUpload: {
+	h.routes = map[routes.Kind]map[string]handlerFunc{
+		routes.Base:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
+		routes.Catalog:     {http.MethodGet: h.catalog},
+		routes.Tags:        {http.MethodGet: h.tagsList},
+		routes.Blob:        {http.MethodGet: h.getBlob, http.MethodHead: h.getBlob, http.MethodDelete: h.deleteBlob},
+		routes.UploadStart: {http.MethodPost: h.startUpload},
+		routes.Upload: {
 			http.MethodGet:    h.uploadStatus,
 			http.MethodPatch:  h.patchUpload,
 			http.MethodPut:    h.putUpload,
 			http.MethodDelete: h.cancelUpload,
 		},
-		routeManifest: {
+		routes.Manifest: {
 			http.MethodGet:    h.getManifest,
 			http.MethodHead:   h.getManifest,
 			http.MethodPut:    h.putManifest,
 			http.MethodDelete: h.deleteManifest,
 		},
-		routeReferrers: {http.MethodGet: h.referrers},
+		routes.Referrers: {http.MethodGet: h.referrers},
 	}
 	return h
 }
@@ -182,7 +183,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	methods := h.routes[rt.kind]
+	methods := h.routes[rt.Kind]
 	fn, ok := methods[r.Method]
 	if !ok {
 		allowed := make([]string, 0, len(methods))
@@ -194,8 +195,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, ErrUnsupported.WithMessage("method "+r.Method+" not allowed"))
 		return
 	}
-	if rt.name != "" && !storage.ValidName(rt.name) {
-		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.name}))
+	if rt.Name != "" && !storage.ValidName(rt.Name) {
+		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
 		return
 	}
 	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {

@@ -62,7 +62,7 @@ func (h *handler) tagsList(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
-	tags, err := h.store.Tags(r.Context(), rt.name)
+	tags, err := h.store.Tags(r.Context(), rt.Name)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func (h *handler) tagsList(w http.ResponseWriter, r *http.Request, rt route) err
 	return writeJSON(w, r, "application/json", struct {
 		Name string   `json:"name"`
 		Tags []string `json:"tags"`
-	}{rt.name, page})
+	}{rt.Name, page})
 }
 
 // catalog serves GET /v2/_catalog with n/last pagination, in the
@@ -110,12 +110,12 @@ func (h *handler) catalog(w http.ResponseWriter, r *http.Request, _ route) error
 // the manifests whose subject is the digest, optionally filtered by
 // ?artifactType=. An unknown subject or repository gives an empty index.
 func (h *handler) referrers(w http.ResponseWriter, r *http.Request, rt route) error {
-	d, err := storage.ParseDigest(rt.ref)
+	d, err := storage.ParseDigest(rt.Ref)
 	if err != nil {
 		return err
 	}
 	at := r.URL.Query().Get("artifactType")
-	descs, err := h.store.Referrers(r.Context(), rt.name, d, at)
+	descs, err := h.store.Referrers(r.Context(), rt.Name, d, at)
 	if err != nil {
 		return err
 	}

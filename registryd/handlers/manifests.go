@@ -81,15 +81,15 @@ func acceptedTypes(r *http.Request) (map[string]bool, bool) {
 // stored bytes, since the client named exactly what it wants.
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
-	ref, err := parseReference(rt.ref)
+	ref, err := parseReference(rt.Ref)
 	if err != nil {
 		return err
 	}
-	d, err := h.resolve(ctx, rt.name, ref)
+	d, err := h.resolve(ctx, rt.Name, ref)
 	if err != nil {
 		return err
 	}
-	content, err := h.store.GetManifest(ctx, rt.name, d)
+	content, err := h.store.GetManifest(ctx, rt.Name, d)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			if child == "" {
 				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
-			if content, err = h.store.GetManifest(ctx, rt.name, child); err != nil {
+			if content, err = h.store.GetManifest(ctx, rt.Name, child); err != nil {
 				return err
 			}
 			if _, mt, err = storage.ParseManifest(content, ""); err != nil {
@@ -121,7 +121,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			d = child
 		}
 	}
-	h.emitManifest(r, notifications.ActionPull, rt.name, ref.tag, d, mt, content)
+	h.emitManifest(r, notifications.ActionPull, rt.Name, ref.tag, d, mt, content)
 	if etagMatch(r, d) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
@@ -161,7 +161,7 @@ func etagMatch(r *http.Request, d digest.Digest) bool {
 // putManifest serves PUT /v2/<name>/manifests/<reference>.
 func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
-	ref, err := parseReference(rt.ref)
+	ref, err := parseReference(rt.Ref)
 	if err != nil {
 		return err
 	}
@@ -191,20 +191,20 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		}
 		d = ref.digest
 	}
-	if err := h.verifyReferences(ctx, rt.name, m, mt); err != nil {
+	if err := h.verifyReferences(ctx, rt.Name, m, mt); err != nil {
 		return err
 	}
-	if err := h.store.PutManifest(ctx, rt.name, d, content); err != nil {
+	if err := h.store.PutManifest(ctx, rt.Name, d, content); err != nil {
 		return err
 	}
 	if ref.tag != "" {
-		if err := h.store.Tag(ctx, rt.name, ref.tag, d); err != nil {
+		if err := h.store.Tag(ctx, rt.Name, ref.tag, d); err != nil {
 			return err
 		}
 	}
-	h.emitManifest(r, notifications.ActionPush, rt.name, ref.tag, d, mt, content)
+	h.emitManifest(r, notifications.ActionPush, rt.Name, ref.tag, d, mt, content)
 	hd := w.Header()
-	hd.Set("Location", h.absURL(r, "/v2/"+rt.name+"/manifests/"+d.String()))
+	hd.Set("Location", h.absURL(r, "/v2/"+rt.Name+"/manifests/"+d.String()))
 	hd.Set("Docker-Content-Digest", d.String())
 	if m.Subject != nil {
 		hd.Set("OCI-Subject", m.Subject.Digest.String())
@@ -278,19 +278,19 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if !h.deleteEnabled {
 		return ErrUnsupported.WithMessage("deletion is disabled")
 	}
-	ref, err := parseReference(rt.ref)
+	ref, err := parseReference(rt.Ref)
 	if err != nil {
 		return err
 	}
 	if ref.tag != "" {
-		err = h.store.Untag(r.Context(), rt.name, ref.tag)
+		err = h.store.Untag(r.Context(), rt.Name, ref.tag)
 	} else {
-		_, err = h.store.DeleteManifest(r.Context(), rt.name, ref.digest)
+		_, err = h.store.DeleteManifest(r.Context(), rt.Name, ref.digest)
 	}
 	if err != nil {
 		return err
 	}
-	h.emitDelete(r, rt.name, ref.tag, ref.digest)
+	h.emitDelete(r, rt.Name, ref.tag, ref.digest)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
