@@ -24,37 +24,59 @@ func RepoRoot(t testing.TB) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// hackTool is a binary a hack/ script installs and prints the path of.
+type hackTool struct {
+	once sync.Once
+	path string
+	err  string
+}
+
 var (
-	distOnce sync.Once
-	distPath string
-	distErr  string
+	hackToolsMu sync.Mutex
+	hackTools   = map[string]*hackTool{}
 )
 
-// DistributionRegistry returns the path of the Distribution registry binary
-// (`registry serve config.yml`, `registry garbage-collect ...`). It uses
-// $DISTRIBUTION_REGISTRY when set (the Makefile sets it), and otherwise runs
-// hack/install-distribution.sh once per test binary.
-func DistributionRegistry(t testing.TB) string {
+// HackTool returns the binary that the script hack/<script> installs
+// (idempotently, cached under bin/) and prints the path of. When the
+// environment variable env is set (the Makefile sets it after running the
+// script itself) its value is used instead. The script runs once per test
+// binary.
+func HackTool(t testing.TB, env, script string) string {
 	t.Helper()
-	distOnce.Do(func() {
-		if p := os.Getenv("DISTRIBUTION_REGISTRY"); p != "" {
-			distPath = p
+	hackToolsMu.Lock()
+	tool, ok := hackTools[script]
+	if !ok {
+		tool = &hackTool{}
+		hackTools[script] = tool
+	}
+	hackToolsMu.Unlock()
+	tool.once.Do(func() {
+		if p := os.Getenv(env); p != "" {
+			tool.path = p
 			return
 		}
 		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(RepoRoot(t), "hack", "install-distribution.sh"))
+		cmd := exec.Command(filepath.Join(RepoRoot(t), "hack", script))
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			distErr = err.Error() + ": " + stderr.String()
+			tool.err = err.Error() + ": " + stderr.String()
 			return
 		}
-		distPath = strings.TrimSpace(string(out))
+		tool.path = strings.TrimSpace(string(out))
 	})
-	if distErr != "" {
-		t.Fatalf("installing the Distribution registry: %s", distErr)
+	if tool.err != "" {
+		t.Fatalf("hack/%s: %s", script, tool.err)
 	}
-	return distPath
+	return tool.path
+}
+
+// DistributionRegistry returns the path of the Distribution registry binary
+// (`registry serve config.yml`, `registry garbage-collect ...`), from
+// $DISTRIBUTION_REGISTRY or hack/install-distribution.sh.
+func DistributionRegistry(t testing.TB) string {
+	t.Helper()
+	return HackTool(t, "DISTRIBUTION_REGISTRY", "install-distribution.sh")
 }
 
 var (

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,35 +33,11 @@ http:
   addr: %s
 `
 
-var (
-	suiteOnce sync.Once
-	suitePath string
-	suiteErr  string
-)
-
 // suite returns the conformance binary: $OCI_CONFORMANCE when set (the
 // Makefile sets it), else what hack/conformance.sh builds.
 func suite(t *testing.T) string {
 	t.Helper()
-	suiteOnce.Do(func() {
-		if p := os.Getenv("OCI_CONFORMANCE"); p != "" {
-			suitePath = p
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(testutil.RepoRoot(t), "hack", "conformance.sh"))
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			suiteErr = err.Error() + ": " + stderr.String()
-			return
-		}
-		suitePath = strings.TrimSpace(string(out))
-	})
-	if suiteErr != "" {
-		t.Fatalf("building the conformance suite: %s", suiteErr)
-	}
-	return suitePath
+	return testutil.HackTool(t, "OCI_CONFORMANCE", "conformance.sh")
 }
 
 // junit is the part of the suite's junit.xml the test reads.
