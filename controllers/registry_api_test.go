@@ -15,6 +15,8 @@ import (
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 )
 
+var emptyDir = berthv1alpha1.RegistryStorage{EmptyDir: &berthv1alpha1.EmptyDirStorage{}}
+
 var _ = Describe("Registry API", func() {
 	var n int
 	newName := func() string { n++; return fmt.Sprintf("reg-%d", n) }
@@ -56,6 +58,35 @@ var _ = Describe("Registry API", func() {
 			Storage: berthv1alpha1.RegistryStorage{EmptyDir: &berthv1alpha1.EmptyDirStorage{}}}, "spec.replicas"),
 		Entry("two replicas on a ReadWriteOnce volume", berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](2),
 			Storage: berthv1alpha1.RegistryStorage{Filesystem: &berthv1alpha1.FilesystemStorage{}}}, "spec.replicas"),
+		Entry("two replicas on emptyDir", berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](2),
+			Storage: emptyDir}, "spec.replicas"),
+		Entry("S3 without a bucket", berthv1alpha1.RegistrySpec{Storage: berthv1alpha1.RegistryStorage{
+			S3: &berthv1alpha1.S3Storage{Region: "r"}}}, "spec.storage.s3.bucket"),
+		Entry("S3 with half its credentials", berthv1alpha1.RegistrySpec{Storage: berthv1alpha1.RegistryStorage{
+			S3: &berthv1alpha1.S3Storage{Bucket: "b", Region: "r", AccessKeySecretRef: &berthv1alpha1.SecretKeyRef{Name: "s", Key: "k"}}}}, "spec.storage.s3"),
+		Entry("an empty Secret name", berthv1alpha1.RegistrySpec{Storage: berthv1alpha1.RegistryStorage{
+			Azure: &berthv1alpha1.AzureStorage{AccountName: "a", Container: "c", AccountKeySecretRef: &berthv1alpha1.SecretKeyRef{Key: "k"}}}},
+			"spec.storage.azure.accountKeySecretRef.name"),
+		Entry("a bad cron schedule", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			GarbageCollection: &berthv1alpha1.GarbageCollectionPolicy{Schedule: "every night"}}, "spec.garbageCollection.schedule"),
+		Entry("a bad duration", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			Proxy: &berthv1alpha1.RegistryProxy{RemoteURL: "https://r.example", TTL: &metav1.Duration{Duration: -1}}}, "spec.proxy.ttl"),
+		Entry("a port out of range", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			Service: berthv1alpha1.RegistryService{Port: 70000}}, "spec.service.port"),
+		Entry("htpasswd from a Secret and users", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			Auth: &berthv1alpha1.RegistryAuth{Htpasswd: &berthv1alpha1.HtpasswdAuth{
+				SecretRef: &berthv1alpha1.SecretKeyRef{Name: "h", Key: "htpasswd"},
+				Users:     []berthv1alpha1.HtpasswdUser{{Username: "u", PasswordSecretRef: berthv1alpha1.SecretKeyRef{Name: "p", Key: "k"}}},
+			}}}, "spec.auth.htpasswd"),
+		Entry("two auth providers", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			Auth: &berthv1alpha1.RegistryAuth{
+				Htpasswd: &berthv1alpha1.HtpasswdAuth{SecretRef: &berthv1alpha1.SecretKeyRef{Name: "h", Key: "htpasswd"}},
+				Token:    &berthv1alpha1.TokenAuth{Realm: "https://a", Service: "s", Issuer: "i", JWKSSecretRef: &berthv1alpha1.SecretKeyRef{Name: "j", Key: "k"}},
+			}}, "spec.auth"),
+		Entry("TLS with neither a Secret nor an issuer", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			TLS: &berthv1alpha1.RegistryTLS{MinimumVersion: "tls1.3"}}, "spec.tls"),
+		Entry("an unsupported TLS version", berthv1alpha1.RegistrySpec{Storage: emptyDir,
+			TLS: &berthv1alpha1.RegistryTLS{SecretName: "t", MinimumVersion: "tls1.0"}}, "spec.tls.minimumVersion"),
 	)
 
 	It("stores a GarbageCollection and keeps its registryName immutable", func() {
