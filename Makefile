@@ -9,12 +9,20 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 K8S_VERSION ?= 1.33.13
 # Image the manager deploys registryd with (passed as --registryd-image / REGISTRYD_IMAGE).
 REGISTRYD_IMG ?= berth/registryd:$(VERSION)
+# Manager image `make deploy` installs.
+IMG ?= berth/manager:$(VERSION)
+# kubectl for deploy/undeploy: the cluster build's when it exists, else PATH's.
+KUBECTL ?= $(shell k=$(LOCALBIN)/k8s/$(K8S_VERSION)/kubectl; [ -x $$k ] && echo $$k || echo kubectl)
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.18.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUSTOMIZE_VERSION ?= v5.8.2
+HELM_VERSION ?= v3.18.6
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 GO ?= go
 LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/version.Version=$(VERSION)
@@ -37,6 +45,9 @@ help: ## Show the targets.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from the markers in api/ and controllers/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+	@# Helm reads nothing outside the chart: it ships copies (test/packaging checks them).
+	rm -f charts/berth/crds/*.yaml && cp config/crd/bases/*.yaml charts/berth/crds/
+	cp config/rbac/role.yaml charts/berth/files/rbac/role.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy methods for api/.
@@ -59,11 +70,11 @@ setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet ## Run every unit, driver, compatibility, OCI conformance and envtest suite.
+test: manifests generate vet helm kustomize ## Run every unit, driver, compatibility, OCI conformance, packaging and envtest suite.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" $(GO) test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
@@ -88,6 +99,27 @@ run: manifests generate ## Run the manager against the cluster in KUBECONFIG.
 serve: build ## Run registryd on its embedded default configuration (filesystem storage, :5000).
 	$(LOCALBIN)/registryd serve
 
+##@ Deployment
+
+.PHONY: deploy
+deploy: manifests kustomize ## Install CRDs, RBAC and the manager (IMG, REGISTRYD_IMG) with kustomize into the cluster in KUBECONFIG.
+	KUSTOMIZE=$(KUSTOMIZE) hack/kustomize-build.sh "$(IMG)" "$(REGISTRYD_IMG)" | $(KUBECTL) apply --server-side --force-conflicts -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove what `make deploy` installed, CRDs (so every Registry) included.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint the chart in charts/berth.
+	$(HELM) lint --strict charts/berth
+
+.PHONY: helm-template
+helm-template: helm ## Render the chart (CRDs included) with IMG and REGISTRYD_IMG.
+	img="$(IMG)"; reg="$(REGISTRYD_IMG)"; \
+	$(HELM) template berth charts/berth --namespace berth-system --include-crds --kube-version $(K8S_VERSION) \
+		--set image.repository="$${img%:*}",image.tag="$${img##*:}" \
+		--set registryd.image.repository="$${reg%:*}",registryd.image.tag="$${reg##*:}"
+
 ##@ Tools
 
 .PHONY: controller-gen
@@ -99,6 +131,22 @@ $(CONTROLLER_GEN):
 golangci-lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT):
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# `make -s helm-path` / `kustomize-path` install the tool and print its path (tests use them).
+.PHONY: kustomize kustomize-path
+kustomize: $(KUSTOMIZE)
+kustomize-path: kustomize
+	@echo $(KUSTOMIZE)
+$(KUSTOMIZE):
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+# helm builds in about 10 minutes on 2 cores on first use (cached in bin/ after).
+.PHONY: helm helm-path
+helm: $(HELM)
+helm-path: helm
+	@echo $(HELM)
+$(HELM):
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
 
 # go-install-tool installs $(2)@$(3) as $(1): the version is part of the file
 # name, so bumping a pin installs the new version beside the old.
