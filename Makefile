@@ -149,10 +149,13 @@ $(HELM):
 	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
 
 # go-install-tool installs $(2)@$(3) as $(1): the version is part of the file
-# name, so bumping a pin installs the new version beside the old.
+# name, so bumping a pin installs the new version beside the old. A command
+# path ending in a major version (.../kustomize/v5) builds the binary named by
+# the element before it.
 define go-install-tool
 @set -e; pkg=$(2)@$(3); echo "installing $${pkg}"; \
 mkdir -p $(LOCALBIN); \
 GOBIN=$(LOCALBIN) $(GO) install $${pkg}; \
-mv $(LOCALBIN)/$$(basename $(2)) $(1)
+name=$$(basename $(2)); case $${name} in v[0-9]*) name=$$(basename $$(dirname $(2)));; esac; \
+mv $(LOCALBIN)/$${name} $(1)
 endef
