@@ -60,10 +60,38 @@ func tool(t *testing.T, env, target string) string {
 func helm(t *testing.T) string      { return tool(t, "HELM", "helm-path") }
 func kustomize(t *testing.T) string { return tool(t, "KUSTOMIZE", "kustomize-path") }
 
+var inputsOnce sync.Once
+
+// readInputs reads every file helm and kustomize render from. go test caches
+// a passing result until a file the test process itself opened changes; the
+// tools' own reads are invisible to it, so without this an edited template
+// would replay a stale PASS.
+func readInputs(t *testing.T) {
+	inputsOnce.Do(func() {
+		root := testutil.RepoRoot(t)
+		if _, err := os.ReadFile(filepath.Join(root, "hack", "kustomize-build.sh")); err != nil {
+			t.Fatal(err)
+		}
+		for _, dir := range []string{"charts", "config"} {
+			err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				_, err = os.ReadFile(path)
+				return err
+			})
+			if err != nil {
+				t.Fatalf("reading %s: %v", dir, err)
+			}
+		}
+	})
+}
+
 // run runs a command in the repository root and returns its stdout; stderr
 // goes into the error.
 func run(t *testing.T, env []string, name string, args ...string) ([]byte, error) {
 	t.Helper()
+	readInputs(t)
 	cmd := exec.Command(name, args...)
 	cmd.Dir = testutil.RepoRoot(t)
 	cmd.Env = append(os.Environ(), env...)
