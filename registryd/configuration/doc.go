@@ -100,16 +100,21 @@
 //
 // registryd implements features in stages, and a configured feature that is
 // not implemented must stop the daemon rather than be ignored. CheckSupported
-// compares the features a configuration uses (Features) with a Support value
-// from the daemon: StorageDrivers are the drivers it has registered (a
-// parameter, not a list in this package) and Features the other feature keys
-// it implements (FeatureKeys lists them; middleware is
+// compares the features a configuration uses (Features) with a Support
+// value: StorageDrivers are the storage drivers and Features the other
+// feature keys (FeatureKeys lists them; middleware is
 // "middleware.<hook>.<name>"). A feature is used when its key is configured
 // and turned on; defaults are not features (upload purging is gated only
 // when the uploadpurging section is written). The result names the key:
 //
 //	storage.gcs: not supported yet
 //	storage.cache.blobdescriptor: "redis" not supported yet
+//
+// Implemented is the Support of this release's registryd. It lives here,
+// not in the server, so that the operator (which may import this package
+// but not the daemon's server) refuses the same configurations the daemon
+// would, and reports them in the Registry's status; registryd/server's
+// tests keep its driver map and Implemented's StorageDrivers equal.
 //
 // # Default
 //

@@ -21,6 +21,48 @@ type Support struct {
 	Features []string
 }
 
+// Implemented is what this release's registryd implements: the storage
+// drivers its server registers and the feature keys it honours. The daemon
+// refuses at start any configuration that uses something else
+// (server.New checks CheckSupported(Implemented())), and the operator runs
+// the same check on the config.yml it renders, so a Registry that registryd
+// would refuse is reported in its status instead of crash-looping its pods.
+//
+// This is the one list: a feature becomes supported by adding its key here
+// in the change that implements it. registryd/server's tests check that
+// StorageDrivers is exactly the set of drivers its driver map registers.
+// Each call returns a new value; callers may modify it.
+func Implemented() Support {
+	return Support{
+		StorageDrivers: []string{DriverFilesystem, DriverInMemory},
+		Features: []string{
+			"log.formatter.json",
+			"log.formatter.logstash",
+			"storage.delete",
+			"storage.maintenance.readonly",
+			"storage.maintenance.uploadpurging",
+			"storage.redirect",
+			"http.net.unix",
+			"http.headers",
+			"http.tls",
+			"http.tls.clientcas",
+			"http.h2c",
+			"http.debug",
+			"http.debug.prometheus",
+			"auth.htpasswd",
+			"auth.token",
+			"auth.silly",
+			"notifications.endpoints",
+			"health.storagedriver",
+			"health.file",
+			"health.http",
+			"health.tcp",
+			"validation.manifests.indexes.none",
+			"validation.manifests.indexes.list",
+		},
+	}
+}
+
 // Feature is one gated feature a configuration uses.
 type Feature struct {
 	// Key is what Support.Features lists to allow it.

@@ -1,6 +1,7 @@
 package configuration
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -109,5 +110,30 @@ func TestReferenceExampleFullySupported(t *testing.T) {
 	}
 	if slices.Contains(keys, "log.formatter.text") {
 		t.Error("the default formatter should need no feature key")
+	}
+}
+
+// TestImplementedNamesKnownKeys keeps Implemented honest: a misspelt key
+// would leave its feature refused while the list claims it.
+func TestImplementedNamesKnownKeys(t *testing.T) {
+	im := Implemented()
+	keys := FeatureKeys()
+	for _, f := range im.Features {
+		if !slices.Contains(keys, f) && !strings.HasPrefix(f, "middleware.") {
+			t.Errorf("Implemented lists %q, which is not a feature key", f)
+		}
+	}
+	for _, d := range im.StorageDrivers {
+		if !slices.Contains(DriverNames, d) {
+			t.Errorf("Implemented lists storage driver %q, which is not a driver", d)
+		}
+	}
+	// The embedded default is what `registryd serve` runs without a file.
+	c, err := ParseWithEnv(bytes.NewReader(DefaultYAML()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckSupported(im); err != nil {
+		t.Errorf("the default configuration is not supported: %v", err)
 	}
 }

@@ -3,7 +3,8 @@
 // access log and the listener, and runs it until its context ends, then
 // drains in-flight requests for http.draintimeout.
 //
-// What this build implements is declared once, in Supported; a
+// What this build implements is declared once, in
+// configuration.Implemented (returned by Supported); a
 // configuration that uses anything else is refused at start with the key
 // named (configuration.CheckSupported), never accepted and ignored.
 package server
@@ -27,37 +28,11 @@ import (
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
-// Supported is what this build of registryd implements.
-func Supported() configuration.Support {
-	return configuration.Support{
-		StorageDrivers: StorageDriverNames(),
-		Features: []string{
-			"log.formatter.json",
-			"storage.delete",
-			"storage.maintenance.readonly",
-			"storage.redirect",
-			"http.net.unix",
-			"http.headers",
-			"http.tls",
-			"http.tls.clientcas",
-			"http.h2c",
-			"auth.htpasswd",
-			"auth.token",
-			"auth.silly",
-			"validation.manifests.indexes.none",
-			"validation.manifests.indexes.list",
-			"log.formatter.logstash",
-			"http.debug",
-			"http.debug.prometheus",
-			"health.storagedriver",
-			"health.file",
-			"health.http",
-			"health.tcp",
-			"notifications.endpoints",
-			"storage.maintenance.uploadpurging",
-		},
-	}
-}
+// Supported is what this build of registryd implements:
+// configuration.Implemented, the one list the operator checks too. The
+// drivers it names are exactly those of the driver map (drivers.go; a test
+// keeps the two equal).
+func Supported() configuration.Support { return configuration.Implemented() }
 
 // Server is a configured registryd HTTP server.
 type Server struct {
