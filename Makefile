@@ -99,6 +99,32 @@ run: manifests generate ## Run the manager against the cluster in KUBECONFIG.
 serve: build ## Run registryd on its embedded default configuration (filesystem storage, :5000).
 	$(LOCALBIN)/registryd serve
 
+##@ Local cluster (docs/local-cluster.md)
+
+IMAGES_DIR ?= $(LOCALBIN)/images
+CLUSTER_DIR ?= $(LOCALBIN)/cluster
+
+.PHONY: images
+images: build ## Pack bin/manager and bin/registryd into image tarballs (IMG, REGISTRYD_IMG) in IMAGES_DIR, without Docker.
+	$(GO) run ./hack/imgbuild -tag "$(IMG)" -o $(IMAGES_DIR)/manager.tar -add $(LOCALBIN)/manager:/manager -entrypoint /manager
+	$(GO) run ./hack/imgbuild -tag "$(REGISTRYD_IMG)" -o $(IMAGES_DIR)/registryd.tar -add $(LOCALBIN)/registryd:/registryd -entrypoint /registryd -arg serve -port 5000/tcp
+
+.PHONY: load-images
+load-images: images ## Import the image tarballs into the local cluster's containerd.
+	CLUSTER_DIR=$(CLUSTER_DIR) hack/load-images.sh $(IMAGES_DIR)/manager.tar $(IMAGES_DIR)/registryd.tar
+
+.PHONY: cluster-up
+cluster-up: ## Start a single-node cluster on this machine (root; state in CLUSTER_DIR); prints the kubeconfig path.
+	@CLUSTER_DIR=$(CLUSTER_DIR) K8S_VERSION=$(K8S_VERSION) hack/cluster-up.sh
+
+.PHONY: cluster-smoke
+cluster-smoke: load-images ## Prove the local cluster: registryd on a PVC behind a Service, reached by name from a pod.
+	CLUSTER_DIR=$(CLUSTER_DIR) REGISTRYD_IMG=$(REGISTRYD_IMG) hack/cluster-smoke.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster; leave no process, mount, netns, iptables rule or cgroup behind.
+	CLUSTER_DIR=$(CLUSTER_DIR) hack/cluster-down.sh
+
 ##@ Deployment
 
 .PHONY: deploy
