@@ -39,6 +39,41 @@ func (e *InvalidConfigError) Error() string {
 }
 func (e *InvalidConfigError) Unwrap() error { return e.Err }
 
+// UnsupportedConfigError is a rendered configuration that uses features the
+// registryd release does not implement yet: registryd would refuse to start
+// with it. Keys are the refusals, one per key, e.g.
+// "storage.s3: not supported yet".
+type UnsupportedConfigError struct{ Keys []string }
+
+func (e *UnsupportedConfigError) Error() string {
+	return "registryd does not implement yet: " + strings.Join(e.Keys, "; ")
+}
+
+// CheckSupported checks rendered's config.yml, read the way registryd will
+// read it, against what a registryd release implements (normally
+// configuration.Implemented()). Render checks the schema only; this is the
+// separate question of whether the daemon runs it today. It returns an
+// *UnsupportedConfigError naming every refused key.
+func CheckSupported(rendered *Rendered, support configuration.Support) error {
+	cfg, err := configuration.ParseWithEnv(bytes.NewReader(rendered.Config), PlaceholderEnv(rendered.Env))
+	if err != nil {
+		return &InvalidConfigError{Err: err}
+	}
+	err = cfg.CheckSupported(support)
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	out := &UnsupportedConfigError{}
+	for _, e := range errs {
+		out.Keys = append(out.Keys, e.Error())
+	}
+	return out
+}
+
 // Render builds config.yml and the pod wiring of reg. readOnly is the
 // effective read-only state (the spec's, or a garbage collection's).
 func Render(reg *berthv1alpha1.Registry, readOnly bool) (*Rendered, error) {
