@@ -24,6 +24,7 @@ import (
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/controllers/builders"
+	"github.com/berth-dev/berth/registryd/configuration"
 )
 
 // AppliedHashAnnotation on every applied child is a hash of what the
@@ -136,6 +137,36 @@ func (r *RegistryReconciler) render(_ context.Context, s *registryScope) error {
 	}
 	s.rendered = rendered
 	return nil
+}
+
+// checkSupported refuses a rendered configuration that registryd would
+// refuse at start because it uses a feature the registryd release does not
+// implement yet (configuration.Implemented: the registryd of this operator's
+// release, which is also what spec.image is expected to run): the Registry
+// reports it instead of crash-looping pods, and no child is written, so
+// running pods keep their last good configuration.
+func (r *RegistryReconciler) checkSupported(_ context.Context, s *registryScope) error {
+	p, err := unsupportedProblem(s.rendered, configuration.Implemented())
+	if err != nil {
+		return err
+	}
+	s.problem = p
+	return nil
+}
+
+// unsupportedProblem is the problem of a rendered configuration that uses
+// what support lacks, naming every refused key; nil when registryd runs it.
+func unsupportedProblem(rendered *builders.Rendered, support configuration.Support) (*problem, error) {
+	err := builders.CheckSupported(rendered, support)
+	var unsupported *builders.UnsupportedConfigError
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &unsupported):
+		return &problem{berthv1alpha1.ReasonUnsupportedConfig, unsupported.Error()}, nil
+	default:
+		return nil, err
+	}
 }
 
 // reconcileHTTPSecret creates the http secret once. It is never updated:

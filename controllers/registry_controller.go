@@ -50,9 +50,10 @@ type RegistryReconciler struct {
 
 // Reconcile renders a Registry's children, applies them, and reports
 // status. The phases share a registryScope; a phase that finds a problem
-// the user must fix (a missing Secret, a config registryd refuses) records
-// it in the scope and the remaining phases leave the running registry as
-// it is, so it keeps serving its last good configuration.
+// the user must fix (a missing Secret, a config registryd refuses or does
+// not implement yet) records it in the scope and the remaining phases
+// leave the running registry as it is, so it keeps serving its last good
+// configuration.
 func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	reg := &berthv1alpha1.Registry{}
 	if err := r.Get(ctx, req.NamespacedName, reg); err != nil {
@@ -69,6 +70,7 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.reconcileCertificate,
 		r.loadSecrets,
 		r.render,
+		r.checkSupported,
 		r.reconcileHTTPSecret,
 		r.reconcileHTPasswd,
 		r.reconcileConfigMap,

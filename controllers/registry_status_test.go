@@ -36,6 +36,12 @@ func TestComputeStatus(t *testing.T) {
 		"stalled":           {deployment(1, stalled), nil, want(berthv1alpha1.ReasonNotAvailable, berthv1alpha1.ReasonRolloutStalled, berthv1alpha1.ReasonRolloutStalled)},
 		"missing Secret": {deployment(2), &problem{berthv1alpha1.ReasonSecretNotFound, "spec.x: Secret \"s\" not found"},
 			want(berthv1alpha1.ReasonSecretNotFound, berthv1alpha1.ReasonRolledOut, berthv1alpha1.ReasonSecretNotFound)},
+		"unsupported config, last good config still running": {deployment(2),
+			&problem{berthv1alpha1.ReasonUnsupportedConfig, "registryd does not implement yet: proxy: not supported yet"},
+			want(berthv1alpha1.ReasonUnsupportedConfig, berthv1alpha1.ReasonRolledOut, berthv1alpha1.ReasonUnsupportedConfig)},
+		"unsupported config, nothing running": {nil,
+			&problem{berthv1alpha1.ReasonUnsupportedConfig, "registryd does not implement yet: storage.s3: not supported yet"},
+			want(berthv1alpha1.ReasonUnsupportedConfig, berthv1alpha1.ReasonRollingOut, berthv1alpha1.ReasonUnsupportedConfig)},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -33,6 +33,7 @@ const (
 	ReasonSecretKeyNotFound  = "SecretKeyNotFound"
 	ReasonInvalidStorage     = "InvalidStorage"
 	ReasonInvalidConfig      = "InvalidConfig"
+	ReasonUnsupportedConfig  = "UnsupportedConfig" // needs a feature registryd does not implement yet
 	ReasonInvalidSchedule    = "InvalidSchedule"
 	ReasonCertManagerMissing = "CertManagerMissing"
 	ReasonSpecReadOnly       = "SpecReadOnly"
