@@ -185,29 +185,9 @@ func (s *Store) ManifestDigests(ctx context.Context, name string) ([]digest.Dige
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	algs, err := s.driver.List(ctx, revisionsPath(name))
-	if errors.Is(err, driver.ErrNotFound) {
-		return nil, nil
-	}
+	out, err := s.linkedDigests(ctx, revisionsPath(name))
 	if err != nil {
 		return nil, err
-	}
-	var out []digest.Digest
-	for _, algDir := range algs {
-		alg := path.Base(algDir)
-		hexes, err := s.driver.List(ctx, algDir)
-		if errors.Is(err, driver.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range hexes {
-			d := digest.Digest(alg + ":" + path.Base(h))
-			if d.Validate() == nil {
-				out = append(out, d)
-			}
-		}
 	}
 	slices.SortFunc(out, func(a, b digest.Digest) int { return strings.Compare(string(a), string(b)) })
 	return out, nil

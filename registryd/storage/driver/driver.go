@@ -220,3 +220,23 @@ func splitComponents(path string) []string {
 	}
 	return out
 }
+
+// WriterState tracks where a FileWriter is in its life, so that every
+// driver refuses the same calls with the same errors. Drivers embed it.
+type WriterState struct {
+	Closed, Committed, Cancelled bool
+}
+
+// Usable returns an error naming the writer's state when it can no longer
+// be written to, committed or cancelled.
+func (s WriterState) Usable(driverName, path string) error {
+	switch {
+	case s.Closed:
+		return fmt.Errorf("%s: writer for %s already closed", driverName, path)
+	case s.Committed:
+		return fmt.Errorf("%s: writer for %s already committed", driverName, path)
+	case s.Cancelled:
+		return fmt.Errorf("%s: writer for %s already cancelled", driverName, path)
+	}
+	return nil
+}

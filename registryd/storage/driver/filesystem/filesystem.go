@@ -291,15 +291,13 @@ func (d *fsDriver) Writer(ctx context.Context, path string, append bool) (driver
 }
 
 type writer struct {
-	d         *fsDriver
-	path      string
-	full      string
-	f         *os.File
-	bw        *bufio.Writer
-	size      int64
-	closed    bool
-	committed bool
-	cancelled bool
+	d    *fsDriver
+	path string
+	full string
+	f    *os.File
+	bw   *bufio.Writer
+	size int64
+	driver.WriterState
 }
 
 // fileWriter is the regulated sink under the buffer.
@@ -311,17 +309,7 @@ func (fw fileWriter) Write(p []byte) (int, error) {
 	return fw.w.f.Write(p)
 }
 
-func (w *writer) usable() error {
-	switch {
-	case w.closed:
-		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
-	case w.committed:
-		return fmt.Errorf("%s: writer for %s already committed", DriverName, w.path)
-	case w.cancelled:
-		return fmt.Errorf("%s: writer for %s already cancelled", DriverName, w.path)
-	}
-	return nil
-}
+func (w *writer) usable() error { return w.Usable(DriverName, w.path) }
 
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
@@ -335,11 +323,11 @@ func (w *writer) Write(p []byte) (int, error) {
 func (w *writer) Size() int64 { return w.size }
 
 func (w *writer) Close() error {
-	if w.closed {
+	if w.Closed {
 		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
 	}
-	w.closed = true
-	if w.cancelled {
+	w.Closed = true
+	if w.Cancelled {
 		return nil // Cancel closed the file
 	}
 	ferr := w.bw.Flush()
@@ -353,7 +341,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	w.cancelled = true
+	w.Cancelled = true
 	w.f.Close()
 	if err := os.Remove(w.full); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -375,7 +363,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.f.Sync(); err != nil {
 		return err
 	}
-	w.committed = true
+	w.Committed = true
 	return nil
 }
 

@@ -269,26 +269,14 @@ func (d *memDriver) Walk(ctx context.Context, path string, f driver.WalkFn, opti
 
 // writer appends to a file node in place.
 type writer struct {
-	d         *memDriver
-	path      string
-	f         *node
-	size      int64
-	closed    bool
-	committed bool
-	cancelled bool
+	d    *memDriver
+	path string
+	f    *node
+	size int64
+	driver.WriterState
 }
 
-func (w *writer) usable() error {
-	switch {
-	case w.closed:
-		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
-	case w.committed:
-		return fmt.Errorf("%s: writer for %s already committed", DriverName, w.path)
-	case w.cancelled:
-		return fmt.Errorf("%s: writer for %s already cancelled", DriverName, w.path)
-	}
-	return nil
-}
+func (w *writer) usable() error { return w.Usable(DriverName, w.path) }
 
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
@@ -305,10 +293,10 @@ func (w *writer) Write(p []byte) (int, error) {
 func (w *writer) Size() int64 { return w.size }
 
 func (w *writer) Close() error {
-	if w.closed {
+	if w.Closed {
 		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
 	}
-	w.closed = true
+	w.Closed = true
 	return nil
 }
 
@@ -316,7 +304,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	w.cancelled = true
+	w.Cancelled = true
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	// Remove the file only if it is still the one this writer wrote.
@@ -331,6 +319,6 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	w.committed = true
+	w.Committed = true
 	return nil
 }
