@@ -125,6 +125,10 @@ cluster-smoke: load-images ## Prove the local cluster: registryd on a PVC behind
 cluster-down: ## Stop the local cluster; leave no process, mount, netns, iptables rule or cgroup behind.
 	CLUSTER_DIR=$(CLUSTER_DIR) hack/cluster-down.sh
 
+.PHONY: demo
+demo: ## Cluster up (unless KUBECONFIG answers), images, deploy, a sample Registry with htpasswd users; push and pull through it.
+	CLUSTER_DIR=$(CLUSTER_DIR) IMG=$(IMG) REGISTRYD_IMG=$(REGISTRYD_IMG) hack/demo.sh
+
 ##@ Deployment
 
 .PHONY: deploy
