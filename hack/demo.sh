@@ -62,7 +62,8 @@ password="$(kc -n "${DEMO_NAMESPACE}" get secret alice-password -o jsonpath='{.d
 
 step "port-forward 127.0.0.1:${DEMO_PORT} -> service/${REG}:${port}"
 pflog="$(mktemp)"
-kc -n "${DEMO_NAMESPACE}" port-forward --address 127.0.0.1 "service/${REG}" "${DEMO_PORT}:${port}" >"${pflog}" 2>&1 &
+# Not through kc: a backgrounded function is a subshell, and its PID is not kubectl's.
+"${KUBECTL}" -n "${DEMO_NAMESPACE}" port-forward --address 127.0.0.1 "service/${REG}" "${DEMO_PORT}:${port}" >"${pflog}" 2>&1 &
 pf=$!
 cleanup() { kill "${pf}" 2>/dev/null || true; wait "${pf}" 2>/dev/null || true; rm -f "${pflog}"; }
 trap cleanup EXIT
