@@ -14,7 +14,7 @@
 // A Registry's PersistentVolumeClaim is one of its children, owned by it:
 // deleting the Registry deletes the claim, and with the local cluster's
 // StorageClass (reclaim policy Delete) the data with it. A user who wants
-// to keep the data sets the StorageClass's reclaim policy to Retain (the
-// PersistentVolume then outlives the claim) or removes the claim's owner
-// reference before deleting the Registry. The suite checks this policy.
+// to keep the data uses a StorageClass with reclaim policy Retain (or sets
+// the bound PersistentVolume's persistentVolumeReclaimPolicy to Retain):
+// the volume then outlives the claim. The suite checks this policy.
 package e2e
