@@ -836,7 +836,7 @@ type LastGarbageCollection struct {
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.status.storage`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
-// +kubebuilder:printcolumn:name="Read-Only",type=boolean,JSONPath=`.status.readOnly`
+// +kubebuilder:printcolumn:name="Read-Only",type=string,JSONPath=`.status.conditions[?(@.type=="ReadOnly")].status`
 // +kubebuilder:printcolumn:name="Last-GC",type=date,JSONPath=`.status.lastGarbageCollection.completionTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Registry struct {

@@ -97,37 +97,11 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 	// expectPulled pulls ref and checks it is byte for byte the image pushed.
 	expectPulled := func(pass string) {
 		GinkgoHelper()
-		got, err := remote.Image(ref, remoteOpts(pass)...)
-		Expect(err).NotTo(HaveOccurred())
-		wantManifest, err := img.RawManifest()
-		Expect(err).NotTo(HaveOccurred())
-		gotManifest, err := got.RawManifest()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(gotManifest).To(Equal(wantManifest), "manifest bytes")
-		wantConfig, _ := img.RawConfigFile()
-		gotConfig, err := got.RawConfigFile()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(gotConfig).To(Equal(wantConfig), "config blob bytes")
-		wantLayers, err := img.Layers()
-		Expect(err).NotTo(HaveOccurred())
-		gotLayers, err := got.Layers()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(gotLayers).To(HaveLen(len(wantLayers)))
-		for i := range wantLayers {
-			Expect(readLayer(gotLayers[i])).To(Equal(readLayer(wantLayers[i])), "layer %d bytes", i)
-		}
+		expectSameImage(img, ref, remoteOpts(pass)...)
 	}
 
 	// readyAtGeneration: Ready=True for the current generation.
-	readyAtGeneration := func(g Gomega) {
-		reg := &berthv1alpha1.Registry{}
-		g.Expect(k8sClient.Get(suiteCtx, key(regName), reg)).To(Succeed())
-		g.Expect(reg.Status.ObservedGeneration).To(Equal(reg.Generation))
-		c := meta.FindStatusCondition(reg.Status.Conditions, berthv1alpha1.ConditionReady)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "Ready: %s: %s", c.Reason, c.Message)
-		g.Expect(c.ObservedGeneration).To(Equal(reg.Generation))
-	}
+	readyAtGeneration := func(g Gomega) { registryReady(g, key(regName)) }
 
 	// pods are the registry's pods that are not being deleted, by UID, with their restart counts.
 	pods := func() map[types.UID]int32 {
@@ -193,19 +167,13 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 	}
 
 	BeforeAll(func() {
+		installWithKustomize()
+
 		var err error
 		ca, err = newTestCA()
 		Expect(err).NotTo(HaveOccurred())
 
-		nodes := &corev1.NodeList{}
-		Expect(k8sClient.List(suiteCtx, nodes)).To(Succeed())
-		Expect(nodes.Items).NotTo(BeEmpty())
-		for _, a := range nodes.Items[0].Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				nodeIP = net.ParseIP(a.Address)
-			}
-		}
-		Expect(nodeIP).NotTo(BeNil(), "node %s has no InternalIP", nodes.Items[0].Name)
+		nodeIP = nodeInternalIP()
 
 		ns = "berth-e2e-" + rand.String(5)
 		By("creating namespace " + ns)
@@ -269,8 +237,7 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 		out := output(kubectl, "get", "registries", "-n", ns)
 		fmt.Fprintln(GinkgoWriter, out)
 		Expect(out).To(MatchRegexp(`NAME\s+READY\s+REPLICAS\s+STORAGE\s+URL\s+READ-ONLY\s+LAST-GC\s+AGE`))
-		// READ-ONLY is blank while false: status.readOnly is omitempty.
-		Expect(out).To(MatchRegexp(`(?m)^%s\s+True\s+1\s+filesystem\s+https://%s\.%s\.svc:5000\s`, regName, regName, ns))
+		Expect(out).To(MatchRegexp(`(?m)^%s\s+True\s+1\s+filesystem\s+https://%s\.%s\.svc:5000\s+False\s`, regName, regName, ns))
 		Expect(output(kubectl, "get", "reg", regName, "-n", ns, "-o", "name")).To(Equal("registry.berth.dev/" + regName + "\n"))
 	})
 
@@ -418,6 +385,60 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 		Expect(secrets.Items).To(HaveLen(3), "generated Secrets left behind")
 	})
 })
+
+// registryReady: the Registry at key is Ready=True for its current generation.
+func registryReady(g Gomega, key types.NamespacedName) {
+	reg := &berthv1alpha1.Registry{}
+	g.Expect(k8sClient.Get(suiteCtx, key, reg)).To(Succeed())
+	g.Expect(reg.Status.ObservedGeneration).To(Equal(reg.Generation))
+	c := meta.FindStatusCondition(reg.Status.Conditions, berthv1alpha1.ConditionReady)
+	g.Expect(c).NotTo(BeNil())
+	g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "Ready: %s: %s", c.Reason, c.Message)
+	g.Expect(c.ObservedGeneration).To(Equal(reg.Generation))
+}
+
+// expectSameImage pulls ref and checks it is byte for byte the image want:
+// manifest, config blob and every compressed layer.
+func expectSameImage(want v1.Image, ref name.Reference, opts ...remote.Option) {
+	GinkgoHelper()
+	got, err := remote.Image(ref, opts...)
+	Expect(err).NotTo(HaveOccurred())
+	wantManifest, err := want.RawManifest()
+	Expect(err).NotTo(HaveOccurred())
+	gotManifest, err := got.RawManifest()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(gotManifest).To(Equal(wantManifest), "manifest bytes")
+	wantConfig, _ := want.RawConfigFile()
+	gotConfig, err := got.RawConfigFile()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(gotConfig).To(Equal(wantConfig), "config blob bytes")
+	wantLayers, err := want.Layers()
+	Expect(err).NotTo(HaveOccurred())
+	gotLayers, err := got.Layers()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(gotLayers).To(HaveLen(len(wantLayers)))
+	for i := range wantLayers {
+		Expect(readLayer(gotLayers[i])).To(Equal(readLayer(wantLayers[i])), "layer %d bytes", i)
+	}
+}
+
+// nodeInternalIP is the InternalIP of the cluster's first node, where
+// NodePort Services are reached.
+func nodeInternalIP() net.IP {
+	GinkgoHelper()
+	nodes := &corev1.NodeList{}
+	Expect(k8sClient.List(suiteCtx, nodes)).To(Succeed())
+	Expect(nodes.Items).NotTo(BeEmpty())
+	for _, a := range nodes.Items[0].Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			if ip := net.ParseIP(a.Address); ip != nil {
+				return ip
+			}
+		}
+	}
+	Fail("node " + nodes.Items[0].Name + " has no InternalIP")
+	return nil
+}
 
 func podsIn(ns string) []corev1.Pod {
 	GinkgoHelper()
