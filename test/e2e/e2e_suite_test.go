@@ -63,23 +63,28 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	targets := []string{"deploy"}
 	if os.Getenv("E2E_SKIP_LOAD_IMAGES") == "" {
-		targets = []string{"load-images", "deploy"}
+		By(fmt.Sprintf("building and importing the images (%s, %s)", managerImg, registryd))
+		run("make", "-C", root, "load-images", "IMG="+managerImg, "REGISTRYD_IMG="+registryd)
 	}
-	By(fmt.Sprintf("installing Berth with kustomize (%s, %s)", managerImg, registryd))
-	run("make", append([]string{"-C", root}, append(targets, "IMG="+managerImg, "REGISTRYD_IMG="+registryd)...)...)
-	run(kubectl, "-n", "berth-system", "wait", "--for=condition=Available", "deployment", "--all",
-		"--timeout="+installTimeout.String())
 })
 
-var _ = AfterSuite(func() {
-	if root == "" {
-		return
-	}
-	By("uninstalling Berth")
-	run("make", "-C", root, "undeploy", "IMG="+managerImg, "REGISTRYD_IMG="+registryd)
-})
+// installWithKustomize installs Berth with `make deploy`, waits for the
+// manager, and removes it again with `make undeploy` when the calling
+// container's specs are done (call it from a BeforeAll). Each install path
+// (this one, Helm in helm_test.go) installs and removes its own copy, so
+// they never overlap, whichever order Ginkgo runs the containers in.
+func installWithKustomize() {
+	GinkgoHelper()
+	By(fmt.Sprintf("installing Berth with kustomize (%s, %s)", managerImg, registryd))
+	DeferCleanup(func() {
+		By("uninstalling Berth (kustomize)")
+		run("make", "-C", root, "undeploy", "IMG="+managerImg, "REGISTRYD_IMG="+registryd)
+	})
+	run("make", "-C", root, "deploy", "IMG="+managerImg, "REGISTRYD_IMG="+registryd)
+	run(kubectl, "-n", "berth-system", "wait", "--for=condition=Available", "deployment", "--all",
+		"--timeout="+installTimeout.String())
+}
 
 // run runs a command, its output to the Ginkgo log, and fails the spec if
 // it fails.
