@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -128,4 +129,25 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// FilesystemConfig is a config.yml that both registryd and the Distribution
+// registry serve: filesystem storage under root, delete enabled, plain HTTP
+// on addr, quiet logs and a fixed http.secret (Distribution signs upload
+// state with it).
+func FilesystemConfig(root, addr string) string {
+	return fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+  secret: berth-test-secret
+`, root, addr)
 }

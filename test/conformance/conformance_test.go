@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,21 +16,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
-
-// config serves a filesystem root with delete enabled, over plain HTTP.
-const config = `version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`
 
 // suite returns the conformance binary: $OCI_CONFORMANCE when set (the
 // Makefile sets it), else what hack/conformance.sh builds.
@@ -73,7 +57,7 @@ var allowedSkips = map[string]bool{
 func TestOCIConformance(t *testing.T) {
 	bin := suite(t)
 	reg := testutil.StartRegistry(t, "registryd", testutil.Registryd(t), func(addr string) string {
-		return fmt.Sprintf(config, t.TempDir(), addr)
+		return testutil.FilesystemConfig(t.TempDir(), addr)
 	})
 	results := t.TempDir()
 
