@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -373,5 +374,38 @@ func TestDeadlineStopsDeletions(t *testing.T) {
 				t.Errorf("deletions not started were counted as failures: %+v", sum.Errors)
 			}
 		})
+	}
+}
+
+// TestYoungUndecodableManifest: an untagged revision whose content is not
+// a manifest stops no run. Young, it is kept (with a warning) and the run
+// goes on; once old, it is garbage like any other.
+func TestYoungUndecodableManifest(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	drv := inmemory.New(inmemory.WithClock(func() time.Time { return base.Add(-time.Minute) }))
+	bad := []byte("half a manifest {")
+	d := digest.FromBytes(bad)
+	put(t, drv, storage.BlobDataPath(d), bad)
+	put(t, drv, storage.RevisionLinkPath("app", d), []byte(d))
+	var logs strings.Builder
+	opts := gc.Options{DeleteUntagged: true, GracePeriod: time.Hour, Now: func() time.Time { return base },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	sum, err := gc.Run(ctx, drv, opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if sum.ManifestsKeptYoung != 1 || sum.ManifestsDeleted != 0 || sum.BlobsKeptYoung != 1 {
+		t.Errorf("summary = %+v", sum)
+	}
+	if !strings.Contains(logs.String(), "Young manifest cannot be decoded") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+	opts.Now = func() time.Time { return base.Add(2 * time.Hour) }
+	sum, err = gc.Run(ctx, drv, opts)
+	if err != nil {
+		t.Fatalf("Run two hours later: %v", err)
+	}
+	if sum.ManifestsDeleted != 1 || sum.BlobsDeleted != 1 {
+		t.Errorf("two hours later: %+v", sum)
 	}
 }
