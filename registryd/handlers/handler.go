@@ -18,9 +18,14 @@
 //     under <prefix>/v2/ and Locations carry the prefix (see urls.go).
 //   - Upload sessions live in storage (no signed _state parameter), so any
 //     replica sharing the storage can continue one. A chunk's
-//     Content-Range must start at the current size (else 416 RANGE_INVALID);
-//     without Content-Range a PATCH body is appended (streamed upload). A
-//     digest mismatch on commit cancels the upload, as in Distribution.
+//     Content-Range must start at the current size and name exactly the
+//     bytes that arrive, chunked bodies included (else 416 RANGE_INVALID;
+//     see appendChunk); without Content-Range a PATCH body is appended
+//     (streamed upload). A digest mismatch on commit cancels the upload, as
+//     in Distribution.
+//   - Request bodies have a progress deadline, a failed body is a 4xx that
+//     removes its upload, and manifest bodies in flight have a memory
+//     budget with 429 past its queue: see body.go.
 //   - POST with mount and from links the blob when the from repository has
 //     it (201); otherwise, and always when from is missing, a regular
 //     session is opened (202), as Distribution does.
@@ -41,11 +46,13 @@
 package handlers
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
@@ -96,6 +103,9 @@ type options struct {
 	hostRoot          string // http.host without a trailing slash, or ""
 	logger            *slog.Logger
 	events            eventConfig // WithEventSink (events.go)
+	bodyTimeout       time.Duration
+	manifestMemory    int64
+	manifestQueue     int
 }
 
 // Option configures the handler built by New.
@@ -135,8 +145,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 
 type handler struct {
 	options
-	store  *storage.Store
-	routes map[routes.Kind]map[string]handlerFunc
+	store     *storage.Store
+	routes    map[routes.Kind]map[string]handlerFunc
+	manifests *manifestBudget
 }
 
 // New returns the registry's HTTP handler over drv.
@@ -146,12 +157,16 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 			maxManifestSize:   DefaultMaxManifestSize,
 			catalogMaxEntries: DefaultCatalogMaxEntries,
 			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+			bodyTimeout:       DefaultBodyTimeout,
+			manifestMemory:    DefaultManifestMemory,
+			manifestQueue:     DefaultManifestQueue,
 		},
 		store: storage.New(drv),
 	}
 	for _, o := range opts {
 		o(&h.options)
 	}
+	h.manifests = newManifestBudget(max(h.manifestMemory, 1), max(h.manifestQueue, 0))
 	h.routes = map[routes.Kind]map[string]handlerFunc{
 		routes.Base:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
 		routes.Catalog:     {http.MethodGet: h.catalog},
@@ -203,13 +218,37 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errReadOnly)
 		return
 	}
+	h.wrapBody(w, r)
 	if err := fn(w, r, rt); err != nil {
-		e, known := toError(err)
-		if !known {
-			h.logger.ErrorContext(r.Context(), "Request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		}
-		writeError(w, r, e)
+		h.writeFailure(w, r, rt, err)
 	}
+}
+
+// writeFailure answers a request whose handler failed. A failed request
+// body and a client that went away are the client's doing: logged at
+// debug level. Any other unexpected error is logged as a server error.
+func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, rt route, err error) {
+	var be *bodyError
+	switch {
+	case errors.As(err, &be):
+		h.logger.DebugContext(r.Context(), "Request body failed", "method", r.Method, "path", r.URL.Path, "received", be.read, "error", be.err)
+		writeError(w, r, be.protocolError(rt.Kind))
+		return
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		// Nobody reads this answer; 499 (nginx's "client closed request")
+		// keeps it out of the server errors in the access log and metrics.
+		h.logger.DebugContext(r.Context(), "Client went away", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, r, errClientGone)
+		return
+	}
+	e, known := toError(err)
+	if !known {
+		h.logger.ErrorContext(r.Context(), "Request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	if e.Status == http.StatusTooManyRequests {
+		setRetryAfter(w)
+	}
+	writeError(w, r, e)
 }
 
 func isWrite(method string) bool {
