@@ -55,6 +55,8 @@ type Server struct {
 	// ops are health, metrics, notifications, purging and the debug
 	// server (operations.go).
 	ops *operations
+	// idleTimeout is http.Server's IdleTimeout (0: none).
+	idleTimeout time.Duration
 }
 
 // Options are the process-level pieces a Server writes to.
@@ -70,6 +72,35 @@ type Options struct {
 	// LogLevel is the level variable of Logger (NewLoggerLevel), which a
 	// configuration reload sets; nil when the level cannot change.
 	LogLevel *slog.LevelVar
+	// IdleTimeout closes a keep-alive connection that carries no request
+	// for this long: 0 selects DefaultIdleTimeout, a negative value keeps
+	// idle connections open forever. Distribution has no key for it
+	// (`registryd serve --idle-timeout`).
+	IdleTimeout time.Duration
+	// BodyTimeout fails a request whose body sends nothing for this long
+	// (progress extends it, see package handlers): 0 selects
+	// handlers.DefaultBodyTimeout, a negative value turns it off
+	// (`registryd serve --body-timeout`).
+	BodyTimeout time.Duration
+}
+
+// DefaultIdleTimeout is how long an idle keep-alive connection stays open:
+// longer than the 60 s idle timeout of common load balancers, so that the
+// balancer, not registryd, closes a connection it may be about to reuse.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// headerTimeout bounds the reading of a request's headers.
+const headerTimeout = 30 * time.Second
+
+// timeout applies the convention of Options: 0 is def, negative is off (0).
+func timeout(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // New checks cfg against what this build supports and builds the server.
@@ -87,7 +118,8 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: o.Logger, driver: drv, gate: newWriteGate(cfg.Storage.Maintenance.ReadOnly.Enabled)}
+	s := &Server{cfg: cfg, log: o.Logger, driver: drv, gate: newWriteGate(cfg.Storage.Maintenance.ReadOnly.Enabled),
+		idleTimeout: timeout(o.IdleTimeout, DefaultIdleTimeout)}
 	s.secret = httpSecret(cfg, o.Logger)
 	if cfg.HTTP.TLS != nil {
 		conf, certs, err := newTLSConfig(cfg.HTTP.TLS, !cfg.HTTP.HTTP2.Disabled, o.Logger)
@@ -120,6 +152,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithHost(httpHost(&cfg.HTTP)),
 		handlers.WithLogger(o.Logger),
 		handlers.WithEventSink(ops.events()),
+		handlers.WithBodyTimeout(timeout(o.BodyTimeout, handlers.DefaultBodyTimeout)),
 	)
 	h = s.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
@@ -172,7 +205,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       s.idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		TLSConfig:         s.tls,
 		Protocols:         s.protocols(),
