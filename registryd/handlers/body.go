@@ -39,7 +39,9 @@ import (
 //     Content-Length (the size limit when the length is not declared)
 //     before reading, and waits in line when the budget is spent. When
 //     DefaultManifestQueue requests already wait, it is refused at once with
-//     429 TOOMANYREQUESTS and Retry-After, without reading the body.
+//     429 TOOMANYREQUESTS and Retry-After; its body is read through a small
+//     buffer and dropped first, so that a client still sending it reads
+//     the 429 rather than a reset connection.
 
 // DefaultBodyTimeout is how long a request body may send nothing before
 // the request fails.
@@ -178,8 +180,10 @@ func newManifestBudget(capacity int64, queue int) *manifestBudget {
 	return &manifestBudget{sem: semaphore.NewWeighted(capacity), capacity: capacity, queue: int64(queue)}
 }
 
-// errClientGone answers a request whose client went away.
-var errClientGone = &Error{Status: 499, Code: "UNKNOWN", Message: "client closed the request"}
+// ErrClientClosed answers a request whose client went away. Nobody reads
+// it; its status, 499 (nginx's "client closed request"), keeps such
+// requests out of the server errors in the access log and metrics.
+var ErrClientClosed = &Error{Status: 499, Code: "UNKNOWN", Message: "client closed the request"}
 
 // errBusy is the 429 for a manifest PUT past the queue.
 var errBusy = ErrTooManyRequests.WithMessage("too many manifest uploads in flight; retry later")

@@ -235,10 +235,8 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, rt route,
 		writeError(w, r, be.protocolError(rt.Kind))
 		return
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
-		// Nobody reads this answer; 499 (nginx's "client closed request")
-		// keeps it out of the server errors in the access log and metrics.
 		h.logger.DebugContext(r.Context(), "Client went away", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeError(w, r, errClientGone)
+		writeError(w, r, ErrClientClosed)
 		return
 	}
 	e, known := toError(err)

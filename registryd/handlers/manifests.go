@@ -176,6 +176,12 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	release, err := h.manifests.acquire(ctx, reserve)
 	if err != nil {
+		if err == errBusy {
+			// Read the body through a small buffer and drop it before
+			// answering: a client still sending it would otherwise meet
+			// the connection's reset before it reads the 429.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, h.maxManifestSize+1))
+		}
 		return err
 	}
 	defer release()
