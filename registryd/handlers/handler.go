@@ -40,9 +40,11 @@
 //     from the repository. Content is reclaimed by garbage collection.
 //   - While WithReadOnly's function returns true, every POST, PUT, PATCH and
 //     DELETE gets 405 UNSUPPORTED; reads are unaffected.
-//   - Referrers are computed on each request by reading the repository's
-//     manifests (see storage.Store.Referrers); the artifactType filter is
-//     applied server side and announced with OCI-Filters-Applied.
+//   - Referrers are answered from the repository's referrers index, which
+//     each request brings up to date with the stored revisions (see
+//     storage.Store.Referrers), and which is not written while read-only;
+//     the artifactType filter is applied server side and announced with
+//     OCI-Filters-Applied.
 package handlers
 
 import (
@@ -106,6 +108,7 @@ type options struct {
 	bodyTimeout       time.Duration
 	manifestMemory    int64
 	manifestQueue     int
+	writeAdmission    func() (release func(), ok bool)
 }
 
 // Option configures the handler built by New.
@@ -136,6 +139,24 @@ func WithCatalogMaxEntries(n int) Option { return func(o *options) { o.catalogMa
 // (honouring X-Forwarded-Proto and X-Forwarded-Host), as Distribution does.
 func WithRelativeURLs(relative bool) Option { return func(o *options) { o.relativeURLs = relative } }
 
+// WithWriteAdmission sets what is asked before storage is written other
+// than by a write request (the referrers index, written while answering a
+// GET): ok false refuses, otherwise release ends the write. Without it,
+// such writes are refused while WithReadOnly's function returns true.
+func WithWriteAdmission(admit func() (release func(), ok bool)) Option {
+	return func(o *options) { o.writeAdmission = admit }
+}
+
+// admitWrite is the storage write admission from the options.
+func (h *handler) admitWrite() func() (func(), bool) {
+	if h.writeAdmission != nil {
+		return h.writeAdmission
+	}
+	return func() (func(), bool) {
+		return func() {}, h.readOnly == nil || !h.readOnly()
+	}
+}
+
 // WithLogger sets the logger for unexpected errors.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -161,11 +182,11 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 			manifestMemory:    DefaultManifestMemory,
 			manifestQueue:     DefaultManifestQueue,
 		},
-		store: storage.New(drv),
 	}
 	for _, o := range opts {
 		o(&h.options)
 	}
+	h.store = storage.New(drv, storage.WithLogger(h.logger), storage.WithWriteAdmission(h.admitWrite()))
 	h.manifests = newManifestBudget(max(h.manifestMemory, 1), max(h.manifestQueue, 0))
 	h.routes = map[routes.Kind]map[string]handlerFunc{
 		routes.Base:        {http.MethodGet: h.ping, http.MethodHead: h.ping},

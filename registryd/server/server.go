@@ -146,6 +146,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	var h http.Handler = handlers.New(drv,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
 		handlers.WithReadOnly(s.gate.ReadOnly),
+		handlers.WithWriteAdmission(s.gate.admit),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
