@@ -168,6 +168,7 @@ func (c *collector) run(ctx context.Context) error {
 	}
 	c.log.Info("Marked", "repositories", c.sum.Repositories, "manifests", c.sum.ManifestsMarked, "digests", len(c.marked))
 	c.sweepManifests(ctx)
+	c.pruneReferrersIndexes(ctx)
 	if err := c.sweepBlobs(ctx); err != nil {
 		return fmt.Errorf("sweep blobs: %w", err)
 	}
