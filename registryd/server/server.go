@@ -1,7 +1,9 @@
 // Package server assembles registryd's HTTP server from a configuration:
 // the storage driver, the OCI Distribution handler, response headers, the
 // access log and the listener, and runs it until its context ends, then
-// drains in-flight requests for http.draintimeout.
+// drains in-flight requests for http.draintimeout. Connections have a
+// header timeout, an idle timeout and a request body progress deadline
+// (Options; Distribution has no keys for the last two).
 //
 // What this build implements is declared once, in
 // configuration.Implemented (returned by Supported); a
