@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,18 +202,32 @@ func TestValidLoginDuringAFlood(t *testing.T) {
 		}
 		return resp.StatusCode, code, nil
 	}
-	// alice's first login also measures one comparison on this machine
-	// as loaded right now.
-	start := time.Now()
 	if status, _, err := get("alice", "alice-pw"); err != nil || status != http.StatusOK {
 		t.Fatalf("alice's first login: %d %v", status, err)
 	}
 	// A first login during the flood waits for at most the comparison
 	// running when it arrives, then has its own: about two comparisons,
 	// 0.1-0.2 s on 2 CPUs. Without the bound it waited for the whole flood
-	// (5 s). The limit is 1 s, or four comparisons when a machine shared
-	// with other work makes one slower than a quarter second.
-	limit := max(time.Second, 4*time.Since(start))
+	// (5 s). The limit is 1 s, or four comparisons when other work on the
+	// machine (other test packages run alongside) makes one comparison,
+	// timed alone before and after the flood, slower than a quarter second.
+	aliceHash := []byte(strings.SplitN(strings.Split(file, "\n")[0], ":", 2)[1])
+	oneComparison := func() time.Duration {
+		var runs []time.Duration
+		for range 3 {
+			start := time.Now()
+			_ = bcrypt.CompareHashAndPassword(aliceHash, []byte("x"))
+			runs = append(runs, time.Since(start))
+		}
+		slices.Sort(runs)
+		return runs[1]
+	}
+	comparison := oneComparison()
+	type timing struct {
+		who  string
+		took time.Duration
+	}
+	var timings []timing
 
 	before := h.hashing.arrived.Load()
 	var (
@@ -242,16 +258,20 @@ func TestValidLoginDuringAFlood(t *testing.T) {
 	for _, c := range []struct{ user, why string }{{"bob", "first login"}, {"alice", "logged in before"}} {
 		start := time.Now()
 		status, _, err := get(c.user, c.user+"-pw")
-		took := time.Since(start)
+		timings = append(timings, timing{c.user + " (" + c.why + ")", time.Since(start)})
 		if err != nil || status != http.StatusOK {
 			t.Errorf("%s (%s) during the flood: %d %v", c.user, c.why, status, err)
 		}
-		if took > limit {
-			t.Errorf("%s (%s) answered after %s during the flood, want within %s", c.user, c.why, took.Round(time.Millisecond), limit.Round(time.Millisecond))
-		}
-		t.Logf("%s (%s): %d in %s", c.user, c.why, status, took.Round(time.Millisecond))
 	}
 	wg.Wait()
+	comparison = max(comparison, oneComparison())
+	limit := max(time.Second, 4*comparison)
+	for _, tm := range timings {
+		t.Logf("%s: answered in %s during the flood (one comparison alone: %s)", tm.who, tm.took.Round(time.Millisecond), comparison.Round(time.Millisecond))
+		if tm.took > limit {
+			t.Errorf("%s answered after %s during the flood, want within %s", tm.who, tm.took.Round(time.Millisecond), limit.Round(time.Millisecond))
+		}
+	}
 	t.Logf("flood answers: %v", answers)
 	total := 0
 	for k, n := range answers {
