@@ -200,7 +200,10 @@ func TestAbortedOneShotUploadIsRemoved(t *testing.T) {
 }
 
 func TestStalledBodyFailsAndSlowBodyFinishes(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	// A wide margin between the gaps of the slow body (100 ms) and the
+	// timeout, so that a loaded machine pausing the client does not look
+	// like a stall.
+	const timeout = time.Second
 	hs := newHostileServer(t, WithBodyTimeout(timeout))
 
 	t.Run("stalled", func(t *testing.T) {
@@ -220,12 +223,12 @@ func TestStalledBodyFailsAndSlowBodyFinishes(t *testing.T) {
 	})
 
 	t.Run("slow but moving", func(t *testing.T) {
-		// 12 bytes, one every timeout/3: the whole body takes four times
-		// the timeout, but no gap reaches it.
-		content := []byte("slow-but-ok!")
+		// 15 bytes, one every timeout/10: the whole body takes longer
+		// than the timeout, but no gap comes near it.
+		content := []byte("slow-but-moving")
 		pr, pw := io.Pipe()
 		go func() {
-			tick := time.NewTicker(timeout / 3)
+			tick := time.NewTicker(timeout / 10)
 			defer tick.Stop()
 			for i := range content {
 				<-tick.C
