@@ -53,8 +53,12 @@ import (
 //     read-only, when the answer is computed from the same listing in
 //     memory. A failed index write is logged and the answer still served.
 //
-// With the index, a request costs two listings (the revisions and the
-// subject's entries), one read of indexed and one read per referrer.
+// With the index up to date, a request costs two listings (the revisions
+// and the subject's entries), a stat of indexed and one read per referrer:
+// the process keeps the SHA-256 of the indexed file it last found or
+// wrote per repository, and reads the file again only when the listing no
+// longer matches it. test/bench BenchmarkReferrers measures it on 10,000
+// manifests.
 
 const referrersDirName = "_berth"
 
