@@ -80,9 +80,16 @@ test: manifests generate vet helm kustomize ## Run every unit, driver, compatibi
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
 	$(GO) test -tags e2e -count=1 -timeout 60m ./test/e2e/... -v
 
+# BENCH selects benchmarks by regular expression (Registry, GarbageCollect,
+# Referrers, OperatorScale); docs/benchmarks.md lists the BERTH_BENCH_*
+# sizes. Run from the package directory so that progress streams.
+BENCH ?= .
 .PHONY: bench
-bench: ## Run the benchmarks (registryd against the Distribution registry).
-	$(GO) test -run '^$$' -bench . -benchmem ./test/bench/...
+bench: ## Run the benchmarks: registryd beside the Distribution registry, GC, referrers, operator scale (docs/benchmarks.md); table and bin/bench/*.json.
+	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
+	dist="$$(hack/install-distribution.sh)"; \
+	cd test/bench && KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" \
+		$(GO) test -run '^$$' -bench '$(BENCH)' -timeout 120m .
 
 ##@ Build
 
