@@ -147,34 +147,22 @@ func (d *fsDriver) GetContent(ctx context.Context, path string) ([]byte, error) 
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.fullPath(path))
+	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, d.mapErr(path, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	// Read to EOF without a stat first: most content read this way is a
+	// link or a manifest, smaller than ReadAll's first buffer, so this is
+	// two reads. A directory fails the first read with EISDIR.
+	b, err := io.ReadAll(f)
+	if errors.Is(err, syscall.EISDIR) {
+		return nil, d.notFound(path)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if fi.IsDir() {
-		return nil, d.notFound(path)
-	}
-	b := make([]byte, 0, fi.Size())
-	buf := b[:fi.Size()]
-	n, err := io.ReadFull(f, buf)
-	switch {
-	case err == nil:
-		// The file may have grown since Stat (a Writer in progress).
-		rest, err := io.ReadAll(f)
-		if err != nil {
-			return nil, err
-		}
-		return append(buf, rest...), nil
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return buf[:n], nil // shrank since Stat
-	default:
-		return nil, err
-	}
+	return b, nil
 }
 
 func (d *fsDriver) PutContent(ctx context.Context, path string, content []byte) error {
@@ -188,7 +176,7 @@ func (d *fsDriver) PutContent(ctx context.Context, path string, content []byte) 
 		return err
 	}
 	tmp := filepath.Join(tmpDir, rand.Text())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return err
 	}
@@ -224,7 +212,7 @@ func (d *fsDriver) Reader(ctx context.Context, path string, offset int64) (io.Re
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.fullPath(path))
+	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, d.mapErr(path, err)
 	}
@@ -271,7 +259,7 @@ func (d *fsDriver) Writer(ctx context.Context, path string, append bool) (driver
 	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
+	f, err := openFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +378,7 @@ func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.fullPath(path))
+	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, d.mapErr(path, err)
 	}
