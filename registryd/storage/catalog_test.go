@@ -45,8 +45,8 @@ func TestRepositoriesPages(t *testing.T) {
 			// file at the top and one inside a repository.
 			for p, content := range map[string]string{
 				UploadStartedAtPath("c/uploads-only", "u"): "2006-01-02T15:04:05Z",
-				repositoriesRoot() + "/stray":             "x",
-				RepositoryPath("a") + "/stray":            "x",
+				repositoriesRoot() + "/stray":              "x",
+				RepositoryPath("a") + "/stray":             "x",
 			} {
 				if err := d.PutContent(ctx, p, []byte(content)); err != nil {
 					t.Fatal(err)
