@@ -207,13 +207,12 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := h.verifyReferences(ctx, rt.Name, m, mt); err != nil {
 		return err
 	}
-	if err := h.store.PutManifest(ctx, rt.Name, d, content); err != nil {
-		return err
-	}
+	var tags []string
 	if ref.tag != "" {
-		if err := h.store.Tag(ctx, rt.Name, ref.tag, d); err != nil {
-			return err
-		}
+		tags = append(tags, ref.tag)
+	}
+	if err := h.store.PutManifest(ctx, rt.Name, d, content, tags...); err != nil {
+		return err
 	}
 	h.emitManifest(r, notifications.ActionPush, rt.Name, ref.tag, d, mt, content)
 	hd := w.Header()

@@ -40,23 +40,46 @@ func (s *Store) ManifestExists(ctx context.Context, name string, d digest.Digest
 	return err == nil, err
 }
 
-// PutManifest stores content as manifest d of repository name: the content
-// goes to the global blob store and a revision link into the repository.
-// Manifests are not linked under _layers, as in Distribution.
-func (s *Store) PutManifest(ctx context.Context, name string, d digest.Digest, content []byte) error {
+// PutManifest stores content as manifest d of repository name and points
+// each of tags at it: the content goes to the global blob store, a
+// revision link into the repository, and for each tag its index entry and
+// current link, in Distribution's order. Manifests are not linked under
+// _layers, as in Distribution.
+//
+// Everything is written in one driver.PutContents call: the content is
+// durable before any link appears, and the links follow in order, so the
+// filesystem driver waits for a few rounds of fsyncs instead of one per
+// file.
+func (s *Store) PutManifest(ctx context.Context, name string, d digest.Digest, content []byte, tags ...string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if err := checkDigest(d); err != nil {
 		return err
 	}
+	for _, t := range tags {
+		if !ValidTag(t) {
+			return ErrTagInvalid
+		}
+	}
 	if d.Algorithm().FromBytes(content) != d {
 		return ErrDigestMismatch
 	}
-	if err := s.putBlob(ctx, d, content); err != nil {
+	var groups [][]driver.ContentWrite
+	switch _, err := s.StatGlobalBlob(ctx, d); {
+	case errors.Is(err, ErrBlobUnknown):
+		groups = append(groups, []driver.ContentWrite{{Path: BlobDataPath(d), Content: content}})
+	case err != nil:
 		return err
 	}
-	return s.writeLink(ctx, RevisionLinkPath(name, d), d)
+	link := []byte(d.String())
+	links := []driver.ContentWrite{{Path: RevisionLinkPath(name, d), Content: link}}
+	for _, t := range tags {
+		links = append(links,
+			driver.ContentWrite{Path: TagIndexLinkPath(name, t, d), Content: link},
+			driver.ContentWrite{Path: TagCurrentLinkPath(name, t), Content: link})
+	}
+	return driver.PutContents(ctx, s.driver, append(groups, links)...)
 }
 
 // DeleteManifest removes manifest d from repository name, and every tag
