@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -88,14 +87,11 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err != nil {
 		return err
 	}
-	content, err := h.store.GetManifest(ctx, rt.Name, d)
+	sm, err := h.store.ReadManifest(ctx, rt.Name, d)
 	if err != nil {
 		return err
 	}
-	m, mt, err := storage.ParseManifest(content, "")
-	if err != nil {
-		return fmt.Errorf("stored manifest %s: %w", d, err)
-	}
+	content, mt := sm.Content, sm.MediaType
 	accepted, restricted := acceptedTypes(r)
 	if ref.tag != "" && restricted && !accepted[mt] {
 		switch mt {
@@ -104,16 +100,15 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		case storage.MediaTypeOCIIndex:
 			return ErrManifestUnknown.WithMessage("OCI index found, but the Accept header does not list OCI indexes")
 		case storage.MediaTypeDockerList:
-			child := defaultPlatformChild(m)
+			child := defaultPlatformChild(sm.Manifest)
 			if child == "" {
 				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
-			if content, err = h.store.GetManifest(ctx, rt.Name, child); err != nil {
+			csm, err := h.store.ReadManifest(ctx, rt.Name, child)
+			if err != nil {
 				return err
 			}
-			if _, mt, err = storage.ParseManifest(content, ""); err != nil {
-				return fmt.Errorf("stored manifest %s: %w", child, err)
-			}
+			content, mt = csm.Content, csm.MediaType
 			if mt == storage.MediaTypeDockerManifest && !accepted[mt] {
 				return ErrManifestInvalid.WithMessage("schema 2 manifest not supported by client")
 			}

@@ -12,7 +12,9 @@ import (
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
-// GetManifest returns the content of manifest d of repository name.
+// GetManifest returns the content of manifest d of repository name. The
+// revision link is checked in storage every time; the content comes from
+// the manifest cache when it holds d (manifestcache.go).
 func (s *Store) GetManifest(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -20,6 +22,19 @@ func (s *Store) GetManifest(ctx context.Context, name string, d digest.Digest) (
 	if err := checkDigest(d); err != nil {
 		return nil, err
 	}
+	if s.manifests.get(d) != nil {
+		sm, err := s.ReadManifest(ctx, name, d)
+		if err != nil {
+			return nil, err
+		}
+		return sm.Content, nil
+	}
+	return s.readManifestContent(ctx, name, d)
+}
+
+// readManifestContent reads manifest d of repository name from storage:
+// its revision link, then the content the link names.
+func (s *Store) readManifestContent(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
 	target, err := s.readLink(ctx, RevisionLinkPath(name, d), ErrManifestUnknown)
 	if err != nil {
 		return nil, err
@@ -79,7 +94,13 @@ func (s *Store) PutManifest(ctx context.Context, name string, d digest.Digest, c
 			driver.ContentWrite{Path: TagIndexLinkPath(name, t, d), Content: link},
 			driver.ContentWrite{Path: TagCurrentLinkPath(name, t), Content: link})
 	}
-	return driver.PutContents(ctx, s.driver, append(groups, links)...)
+	if err := driver.PutContents(ctx, s.driver, append(groups, links)...); err != nil {
+		return err
+	}
+	// The next read of it is likely close: keep it, when it parses as a
+	// stored manifest would.
+	_, _ = s.parseStored(d, content)
+	return nil
 }
 
 // DeleteManifest removes manifest d from repository name, and every tag
