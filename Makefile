@@ -88,7 +88,8 @@ BENCH ?= .
 bench: ## Run the benchmarks: registryd beside the Distribution registry, GC, referrers, operator scale (docs/benchmarks.md); table and bin/bench/*.json.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
-	cd test/bench && KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" \
+	gnutime="$$(hack/install-gnu-time.sh)"; \
+	cd test/bench && KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" GNU_TIME="$$gnutime" \
 		$(GO) test -run '^$$' -bench '$(BENCH)' -timeout 120m .
 
 ##@ Build
