@@ -538,10 +538,57 @@ func (d *fsDriver) Delete(ctx context.Context, path string) error {
 	}
 	defer d.release()
 	full := d.fullPath(path)
-	if _, err := os.Lstat(full); err != nil {
+	fi, err := os.Lstat(full)
+	if err != nil {
 		return d.mapErr(path, err)
 	}
-	return os.RemoveAll(full)
+	if !fi.IsDir() {
+		return ignoreNotExist(os.Remove(full))
+	}
+	return removeTree(full)
+}
+
+// removeTree removes directory dir and everything below it, like
+// os.RemoveAll, in fewer system calls for the small directories a
+// registry deletes by the thousand (a blob's directory holding data, a
+// link's holding link): one listing, one unlink per file, one rmdir.
+// os.RemoveAll first tries unlink and rmdir on the directory itself, and
+// opens each directory through the runtime's poller (open_unix.go); in a
+// garbage collection it was half of registryd's CPU. Entries that vanish
+// meanwhile are fine; anything unexpected (an entry added while it runs)
+// falls back to os.RemoveAll.
+func removeTree(dir string) error {
+	f, err := openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return ignoreNotExist(err)
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return os.RemoveAll(dir)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			err = removeTree(p)
+		} else {
+			err = ignoreNotExist(os.Remove(p))
+		}
+		if err != nil {
+			return os.RemoveAll(dir)
+		}
+	}
+	if err := ignoreNotExist(os.Remove(dir)); err != nil {
+		return os.RemoveAll(dir)
+	}
+	return nil
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func (d *fsDriver) RedirectURL(ctx context.Context, method string, path string) (string, error) {
