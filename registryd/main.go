@@ -1,7 +1,7 @@
 // Command registryd is Berth's OCI registry daemon, a drop-in replacement
 // for the CNCF Distribution registry:
 //
-//	registryd serve [config.yml]
+//	registryd serve [--hold-file PATH] [config.yml]
 //	registryd garbage-collect [flags] config.yml
 //	registryd --version
 //
@@ -10,6 +10,12 @@
 // REGISTRY_CONFIGURATION_PATH, and without that it starts on an embedded
 // default: filesystem storage under /var/lib/registry (override with
 // REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) on :5000.
+//
+// --hold-file names the read-only hold file the operator writes during a
+// garbage-collection run (package hold; docs/registryd-live-state.md):
+// serve reads it before serving and refuses writes while it holds an
+// active hold. It is a flag only, never an environment variable: REGISTRY_*
+// variables are configuration overrides.
 package main
 
 import (
@@ -116,7 +122,11 @@ func loadConfiguration(path string) (*configuration.Configuration, string, error
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: registryd serve [config.yml]") }
+	holdFile := fs.String("hold-file", "", "read-only hold file to watch (written by the operator during garbage collection)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: registryd serve [--hold-file PATH] [config.yml]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -137,7 +147,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if configPath == "" {
 		configPath = os.Getenv("REGISTRY_CONFIGURATION_PATH")
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level})
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level, HoldFile: *holdFile})
 	if err != nil {
 		return err
 	}
@@ -148,6 +158,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			root = configuration.DefaultRootDirectory
 		}
 		attrs = append(attrs, "rootdirectory", root)
+	}
+	if *holdFile != "" {
+		attrs = append(attrs, "holdFile", *holdFile)
 	}
 	logger.Info("Starting registryd", attrs...)
 	l, err := srv.Listen()

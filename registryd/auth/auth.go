@@ -7,9 +7,9 @@
 //
 //   - Every request under /v2 (after http.prefix) needs credentials,
 //     /v2/ included, as in Distribution. Paths outside /v2 pass through
-//     untouched: they are not API routes (the handler answers 404), and the
-//     server's own endpoints there (the status endpoint) are deliberately
-//     unauthenticated.
+//     untouched: they are not API routes, and the handler answers 404.
+//     (Berth's status endpoint is on the debug server, not behind this
+//     middleware.)
 //   - The access a request needs is derived from its route and method,
 //     exactly as Distribution does: GET and HEAD need pull; POST, PUT and
 //     PATCH need pull and push (Docker clients always ask for both); DELETE

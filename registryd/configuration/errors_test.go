@@ -54,6 +54,10 @@ func TestParseErrors(t *testing.T) {
 			yaml: minimal + "http:\n  tls:\n    certificate: /c\n    key: /k\n    clientcas: /ca.pem\n",
 			want: []string{`http.tls.clientcas: expected a list`},
 		},
+		"metrics path taken by the debug server": {
+			yaml: minimal + "http:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n      path: /berth/v1/status\n",
+			want: []string{`http.debug.prometheus.path: "/berth/v1/status" is served by registryd's debug server already`},
+		},
 		"duplicate key": {
 			yaml: minimal + "http:\n  addr: :1\n  addr: :2\n",
 			want: []string{"http.addr: duplicate key (first at line 5) (line 6)"},

@@ -443,8 +443,16 @@ type Debug struct {
 // Prometheus configures the metrics endpoint on the debug server.
 type Prometheus struct {
 	Enabled bool `yaml:"enabled,omitempty"`
-	// Path defaults to /metrics.
+	// Path defaults to /metrics; it cannot be one of DebugServerPaths.
 	Path string `yaml:"path,omitempty"`
+}
+
+// DebugServerPaths are the paths registryd's debug server serves itself
+// (package server), which the metrics path cannot take.
+var DebugServerPaths = []string{
+	"/debug/health", "/debug/health/down", "/debug/health/up",
+	"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/profile", "/debug/pprof/symbol", "/debug/pprof/trace",
+	"/debug/vars", "/berth/v1/status",
 }
 
 // HTTP2 configures HTTP/2 over TLS.

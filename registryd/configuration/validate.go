@@ -294,6 +294,8 @@ func (v *validator) http(h *HTTP) {
 		v.required("http.debug.addr", d.Addr)
 		if p := d.Prometheus.Path; p != "" && !strings.HasPrefix(p, "/") {
 			v.add("http.debug.prometheus.path", "%q must start with /", p)
+		} else if slices.Contains(DebugServerPaths, p) {
+			v.add("http.debug.prometheus.path", "%q is served by registryd's debug server already", p)
 		}
 	}
 }

@@ -41,11 +41,14 @@ type Server struct {
 	driver  driver.StorageDriver
 	handler http.Handler
 
-	// gate refuses writes while read-only (readonly.go).
-	gate *writeGate
+	// mode combines the configuration's read-only flag and the hold into
+	// the gate that refuses writes (readonly.go).
+	mode *readOnlyMode
 	// reload re-applies the configuration file (reload.go); nil when
 	// the server was not started from a file.
 	reload *configReloader
+	// hold watches the read-only hold file (hold.go); nil without one.
+	hold *holdWatcher
 	// tls is the TLS configuration (tls.go); nil without http.tls.
 	tls *tls.Config
 	// secret is http.secret or a generated one (see httpSecret).
@@ -70,6 +73,9 @@ type Options struct {
 	// LogLevel is the level variable of Logger (NewLoggerLevel), which a
 	// configuration reload sets; nil when the level cannot change.
 	LogLevel *slog.LevelVar
+	// HoldFile is the read-only hold file (hold.go): read before New
+	// returns and watched while Serve runs. Its directory must exist.
+	HoldFile string
 }
 
 // New checks cfg against what this build supports and builds the server.
@@ -87,7 +93,20 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: o.Logger, driver: drv, gate: newWriteGate(cfg.Storage.Maintenance.ReadOnly.Enabled)}
+	s := &Server{cfg: cfg, log: o.Logger, driver: drv}
+	s.mode = newReadOnlyMode(cfg.Storage.Maintenance.ReadOnly.Enabled, false, o.Logger, time.Now)
+	if o.HoldFile != "" {
+		h, err := newHoldWatcher(o.HoldFile, o.Logger, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		h.apply = s.mode.setHold
+		// Before the first request: a pod started mid-run refuses writes
+		// from the start.
+		h.check()
+		s.hold = h
+		s.background = append(s.background, h.Run)
+	}
 	s.secret = httpSecret(cfg, o.Logger)
 	if cfg.HTTP.TLS != nil {
 		conf, certs, err := newTLSConfig(cfg.HTTP.TLS, !cfg.HTTP.HTTP2.Disabled, o.Logger)
@@ -98,14 +117,14 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		s.background = append(s.background, certs.Run)
 	}
 	if o.ConfigPath != "" {
-		rl, err := newConfigReloader(o.ConfigPath, cfg, o.Logger, o.LogLevel, s.gate)
+		rl, err := newConfigReloader(o.ConfigPath, cfg, o.Logger, o.LogLevel, s.mode.setConfig)
 		if err != nil {
 			return nil, err
 		}
 		s.reload = rl
 		s.background = append(s.background, rl.Run)
 	}
-	ops, drv, err := newOperations(cfg, drv, o.Logger, s.gate.ReadOnly)
+	ops, drv, err := newOperations(cfg, drv, o.Logger, s.mode.gate.ReadOnly, s.statusHandler())
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +132,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	s.background = append(s.background, ops.run)
 	var h http.Handler = handlers.New(drv,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
-		handlers.WithReadOnly(s.gate.ReadOnly),
+		handlers.WithReadOnly(s.mode.gate.ReadOnly),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
@@ -121,7 +140,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithLogger(o.Logger),
 		handlers.WithEventSink(ops.events()),
 	)
-	h = s.gate.wrap(h)
+	h = s.mode.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
 	if err != nil {
 		return nil, err
@@ -130,7 +149,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		s.background = append(s.background, authRunner.Run)
 	}
 	h = ops.wrap(cfg.HTTP.Prefix, h)
-	h = s.withStatus(cfg.HTTP.Prefix, h)
+	h = s.withReadOnlyHeader(h)
 	if len(cfg.HTTP.Headers) > 0 {
 		h = withHeaders(cfg.HTTP.Headers, h)
 	}
