@@ -145,12 +145,14 @@ func (s *gcScope) hold() *control.Hold {
 	}
 }
 
-// ensureHold puts the run's hold into the Registry's ConfigMap (hold nil:
-// takes it out) unless it is already so, and returns the ConfigMap as it
-// is now; nil when the Registry has no ConfigMap.
-func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope, hold *control.Hold) (*corev1.ConfigMap, error) {
+// ensureHold puts the run's hold into reg's ConfigMap (hold nil: takes it
+// out) unless it is already so, and returns the ConfigMap as it is now;
+// nil when reg has no ConfigMap. Taking the hold out works for a Registry
+// that is gone too (reg is then only its name): the hold is removed from a
+// ConfigMap the garbage collector has not deleted yet.
+func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope, reg *berthv1alpha1.Registry, hold *control.Hold) (*corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{}
-	err := r.Get(ctx, ctrl.ObjectKey{Namespace: s.reg.Namespace, Name: builders.ConfigMapName(s.reg)}, cm)
+	err := r.Get(ctx, ctrl.ObjectKey{Namespace: reg.Namespace, Name: builders.ConfigMapName(reg)}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
@@ -171,12 +173,18 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 			return cm, nil
 		}
 	}
-	obj, err := builders.HoldConfigMap(s.reg, hold)
+	obj, err := builders.HoldConfigMap(reg, hold)
 	if err != nil {
 		return nil, err
 	}
-	if err := controllerutil.SetControllerReference(s.reg, obj, r.Scheme()); err != nil {
-		return nil, err
+	// Taking the hold, the run co-owns the Registry's owner reference, so
+	// an apply that races the Registry's deletion creates nothing that
+	// outlives it; releasing, it lets go of it (the Registry controller
+	// owns it too, so it stays).
+	if hold != nil {
+		if err := controllerutil.SetControllerReference(reg, obj, r.Scheme()); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.Patch(ctx, obj, ctrl.Apply, GCFieldOwner, ctrl.ForceOwnership); err != nil {
 		return nil, fmt.Errorf("applying the hold to ConfigMap %s: %w", obj.Name, err)
@@ -197,8 +205,8 @@ func heldBy(content, id string) bool {
 
 // observe lists the Registry's replicas, makes the kubelet deliver cm to
 // each, and asks each for its status.
-func (r *GarbageCollectionReconciler) observe(ctx context.Context, s *gcScope, cm *corev1.ConfigMap) ([]replica, error) {
-	pods, err := listReplicas(ctx, r.APIReader, s.reg)
+func (r *GarbageCollectionReconciler) observe(ctx context.Context, reg *berthv1alpha1.Registry, cm *corev1.ConfigMap) ([]replica, error) {
+	pods, err := listReplicas(ctx, r.APIReader, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +224,7 @@ func (r *GarbageCollectionReconciler) enterReadOnly(ctx context.Context, s *gcSc
 		r.fail(s, reason, msg)
 		return reconcile.Result{}, nil
 	}
-	cm, err := r.ensureHold(ctx, s, s.hold())
+	cm, err := r.ensureHold(ctx, s, s.reg, s.hold())
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -225,7 +233,7 @@ func (r *GarbageCollectionReconciler) enterReadOnly(ctx context.Context, s *gcSc
 			s.reg.Name, builders.ConfigMapName(s.reg)))
 		return reconcile.Result{}, nil
 	}
-	reps, err := r.observe(ctx, s, cm)
+	reps, err := r.observe(ctx, s.reg, cm)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -291,7 +299,7 @@ func (r *GarbageCollectionReconciler) collect(ctx context.Context, s *gcScope) (
 		r.fail(s, reason, msg)
 		return reconcile.Result{}, nil
 	}
-	cm, err := r.ensureHold(ctx, s, s.hold())
+	cm, err := r.ensureHold(ctx, s, s.reg, s.hold())
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -300,7 +308,7 @@ func (r *GarbageCollectionReconciler) collect(ctx context.Context, s *gcScope) (
 			builders.ConfigMapName(s.reg), s.reg.Name))
 		return reconcile.Result{}, nil
 	}
-	reps, err := r.observe(ctx, s, cm)
+	reps, err := r.observe(ctx, s.reg, cm)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -470,32 +478,45 @@ func (r *GarbageCollectionReconciler) leaveReadOnly(ctx context.Context, s *gcSc
 		}
 		gc.Status.Message = strings.TrimSuffix(gc.Status.Message, "; waiting for the collector to stop")
 	}
-	if s.reg != nil && string(s.reg.UID) == gc.Status.RegistryUID {
-		cm, err := r.ensureHold(ctx, s, nil)
+	if s.reg == nil || string(s.reg.UID) != gc.Status.RegistryUID {
+		// The Registry is gone (its pods and ConfigMap with it): take the
+		// hold out of a ConfigMap not deleted yet, without waiting for
+		// replicas that are going away.
+		gone := &berthv1alpha1.Registry{ObjectMeta: metav1.ObjectMeta{Name: gc.Spec.RegistryName, Namespace: gc.Namespace}}
+		cm, err := r.ensureHold(ctx, s, gone, nil)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		reps, err := r.observe(ctx, s, cm)
-		if err != nil {
+		if _, err := r.observe(ctx, gone, cm); err != nil {
 			return reconcile.Result{}, err
 		}
-		waiting := unreleased(reps, string(gc.UID), s.reg.Spec.ReadOnly)
-		expired := gc.Status.HoldExpires == nil || !s.now.Before(gc.Status.HoldExpires.Time)
-		if len(waiting) > 0 && !expired {
-			setGCCondition(gc, berthv1alpha1.GCConditionReadOnlyVerified, metav1.ConditionFalse, berthv1alpha1.GCReasonReplicasWritable,
-				fmt.Sprintf("Hold released; waiting for %s to accept writes again", strings.Join(waiting, ", ")))
-			return reconcile.Result{RequeueAfter: verifyInterval}, nil
-		}
-		noteOutageEnd(gc, reps, s.reg.Spec.ReadOnly)
-		msg := "Every replica accepts writes again"
-		switch {
-		case s.reg.Spec.ReadOnly:
-			msg = "Hold released; spec.readOnly keeps the registry read-only"
-		case len(waiting) > 0:
-			msg = fmt.Sprintf("Hold expired; %s did not confirm it accepts writes again", strings.Join(waiting, ", "))
-		}
-		setGCCondition(gc, berthv1alpha1.GCConditionReadOnlyVerified, metav1.ConditionFalse, berthv1alpha1.GCReasonReadWriteRestored, msg)
+		r.finish(s)
+		return reconcile.Result{}, nil
 	}
+	cm, err := r.ensureHold(ctx, s, s.reg, nil)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	reps, err := r.observe(ctx, s.reg, cm)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	waiting := unreleased(reps, string(gc.UID), s.reg.Spec.ReadOnly)
+	expired := gc.Status.HoldExpires == nil || !s.now.Before(gc.Status.HoldExpires.Time)
+	if len(waiting) > 0 && !expired {
+		setGCCondition(gc, berthv1alpha1.GCConditionReadOnlyVerified, metav1.ConditionFalse, berthv1alpha1.GCReasonReplicasWritable,
+			fmt.Sprintf("Hold released; waiting for %s to accept writes again", strings.Join(waiting, ", ")))
+		return reconcile.Result{RequeueAfter: verifyInterval}, nil
+	}
+	noteOutageEnd(gc, reps, s.reg.Spec.ReadOnly)
+	msg := "Every replica accepts writes again"
+	switch {
+	case s.reg.Spec.ReadOnly:
+		msg = "Hold released; spec.readOnly keeps the registry read-only"
+	case len(waiting) > 0:
+		msg = fmt.Sprintf("Hold expired; %s did not confirm it accepts writes again", strings.Join(waiting, ", "))
+	}
+	setGCCondition(gc, berthv1alpha1.GCConditionReadOnlyVerified, metav1.ConditionFalse, berthv1alpha1.GCReasonReadWriteRestored, msg)
 	r.finish(s)
 	return reconcile.Result{}, nil
 }

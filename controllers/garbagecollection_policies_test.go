@@ -75,12 +75,12 @@ func TestAbortReason(t *testing.T) {
 		now  time.Time
 		want string
 	}{
-		"all well":                     {reg, t0.Add(time.Minute), ""},
-		"Registry deleted":             {nil, t0, berthv1alpha1.GCReasonRegistryDeleted},
+		"all well":                      {reg, t0.Add(time.Minute), ""},
+		"Registry deleted":              {nil, t0, berthv1alpha1.GCReasonRegistryDeleted},
 		"Registry recreated, same name": {recreated, t0, berthv1alpha1.GCReasonRegistryDeleted},
-		"storage changed":              {changed, t0, berthv1alpha1.GCReasonStorageChanged},
-		"hold expired":                 {reg, t0.Add(time.Hour), berthv1alpha1.GCReasonTimeout},
-		"just before expiry":           {reg, t0.Add(time.Hour - time.Millisecond), ""},
+		"storage changed":               {changed, t0, berthv1alpha1.GCReasonStorageChanged},
+		"hold expired":                  {reg, t0.Add(time.Hour), berthv1alpha1.GCReasonTimeout},
+		"just before expiry":            {reg, t0.Add(time.Hour - time.Millisecond), ""},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

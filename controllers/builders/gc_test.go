@@ -199,7 +199,7 @@ func TestGCNamesAndHelpers(t *testing.T) {
 		name := strings.Repeat("a", n)
 		for got, max := range map[string]int{
 			CollectorJobName(&berthv1alpha1.GarbageCollection{ObjectMeta: metav1.ObjectMeta{Name: name}}): 63,
-			GCCronJobName(registry(berthv1alpha1.RegistrySpec{})): 52,
+			GCCronJobName(registry(berthv1alpha1.RegistrySpec{})):                                         52,
 		} {
 			if len(got) > max {
 				t.Errorf("%q longer than %d", got, max)
