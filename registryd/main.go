@@ -1,7 +1,7 @@
 // Command registryd is Berth's OCI registry daemon, a drop-in replacement
 // for the CNCF Distribution registry:
 //
-//	registryd serve [--hold-file PATH] [config.yml]
+//	registryd serve [--hold-file PATH] [--idle-timeout 2m] [--body-timeout 1m] [config.yml]
 //	registryd garbage-collect [flags] config.yml
 //	registryd --version
 //
@@ -31,9 +31,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-dev/berth/internal/version"
 	"github.com/berth-dev/berth/registryd/configuration"
+	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/server"
 )
 
@@ -123,12 +125,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	holdFile := fs.String("hold-file", "", "read-only hold file to watch (written by the operator during garbage collection)")
+	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long (0: never)")
+	body := fs.Duration("body-timeout", handlers.DefaultBodyTimeout, "fail a request whose body sends nothing this long (0: never)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: registryd serve [--hold-file PATH] [config.yml]")
+		fmt.Fprintln(stderr, "usage: registryd serve [flags] [config.yml]\n\nflags (Distribution's config.yml has no key for these):")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for name, d := range map[string]time.Duration{"--idle-timeout": *idle, "--body-timeout": *body} {
+		if d < 0 {
+			return fmt.Errorf("%s: %s is negative; use 0 to turn the timeout off", name, d)
+		}
 	}
 	if fs.NArg() > 1 {
 		return fmt.Errorf("too many arguments: %s", strings.Join(fs.Args(), " "))
@@ -147,7 +156,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if configPath == "" {
 		configPath = os.Getenv("REGISTRY_CONFIGURATION_PATH")
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level, HoldFile: *holdFile})
+	srv, err := server.New(cfg, server.Options{
+		Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level, HoldFile: *holdFile,
+		IdleTimeout: offIfZero(*idle), BodyTimeout: offIfZero(*body),
+	})
 	if err != nil {
 		return err
 	}
@@ -168,4 +180,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return srv.Serve(ctx, l)
+}
+
+// offIfZero maps a flag's 0 ("never") to the negative duration that turns
+// a server.Options timeout off (0 there selects the default).
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -111,6 +111,9 @@ func (r *Registry) Stop(t testing.TB) {
 // URL is the address of path on the registry.
 func (r *Registry) URL(path string) string { return "http://" + r.Addr + path }
 
+// Pid is the process's ID.
+func (r *Registry) Pid() int { return r.cmd.Process.Pid }
+
 // Log is what the process wrote to stdout and stderr so far.
 func (r *Registry) Log() string { return r.log.String() }
 

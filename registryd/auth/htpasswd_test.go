@@ -255,7 +255,7 @@ func TestHtpasswdUnknownUserCostsABcryptComparison(t *testing.T) {
 
 	for _, user := range []string{"alice", "nobody"} {
 		costs = nil
-		if err := h.check(user, "wrong"); err == nil {
+		if err := h.check(context.Background(), user, "wrong"); err == nil {
 			t.Fatalf("%s: a wrong password was accepted", user)
 		}
 		if len(costs) != 1 || costs[0] != bcrypt.DefaultCost {

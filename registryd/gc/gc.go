@@ -234,6 +234,7 @@ func (c *collector) run(ctx context.Context) error {
 	if c.expired() {
 		return c.stoppedError("manifests")
 	}
+	c.pruneReferrersIndexes(ctx)
 	if err := c.sweepBlobs(ctx); err != nil {
 		return fmt.Errorf("sweep blobs: %w", err)
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -158,7 +159,10 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			return err
 		}
 		if err := h.finishUpload(w, r, rt.Name, u.ID, d); err != nil {
-			_ = h.store.CancelUpload(ctx, rt.Name, u.ID) // already gone after a digest mismatch
+			// The session is ours, not the client's: remove it whatever
+			// went wrong, even when the client is gone (already gone after
+			// a digest mismatch or a failed body).
+			h.dropUpload(r, rt.Name, u.ID)
 			return err
 		}
 		return nil
@@ -232,21 +236,67 @@ func parseContentRange(r *http.Request) (start, end int64, ok bool, err error) {
 	return start, end, true, nil
 }
 
-// appendChunk appends the request body to upload id, checking
-// Content-Range against the upload's size when the client sent one.
+// appendChunk appends the request body to upload id. With a
+// Content-Range, the chunk must start at the upload's size and carry
+// exactly the bytes the range names, counted as they arrive (a chunked
+// body declares no length): at most that many are appended, and a body
+// that ends short or goes on longer gets 416 RANGE_INVALID. The bytes
+// appended are the chunk's first ones, at their right offsets, so the
+// client can ask for the upload's size and resume from there.
+//
+// A body that fails (truncated, stalled, reset) removes the upload: what
+// arrived is of unknown extent, and an abandoned session would hold it
+// until upload purging.
 func (h *handler) appendChunk(r *http.Request, name, id string) (int64, error) {
+	size, err := h.appendRange(r, name, id)
+	var be *bodyError
+	if errors.As(err, &be) {
+		h.dropUpload(r, name, id)
+	}
+	return size, err
+}
+
+func (h *handler) appendRange(r *http.Request, name, id string) (int64, error) {
 	start, end, ranged, err := parseContentRange(r)
 	if err != nil {
 		return 0, err
 	}
-	offset := int64(-1)
-	if ranged {
-		offset = start
-		if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
-			return 0, ErrRangeInvalid.WithDetail("Content-Range does not match Content-Length")
+	if !ranged {
+		return h.store.AppendUpload(r.Context(), name, id, -1, r.Body)
+	}
+	want := end - start + 1
+	if r.ContentLength >= 0 && r.ContentLength != want {
+		return 0, ErrRangeInvalid.WithDetail("Content-Range does not match Content-Length")
+	}
+	size, err := h.store.AppendUpload(r.Context(), name, id, start, io.LimitReader(r.Body, want))
+	if err != nil {
+		return size, err
+	}
+	if got := size - start; got != want {
+		return size, ErrRangeInvalid.WithDetail(fmt.Sprintf("Content-Range names %d bytes, the body carried %d", want, got))
+	}
+	if r.ContentLength < 0 {
+		var extra [1]byte
+		n, err := io.ReadFull(r.Body, extra[:])
+		var be *bodyError
+		if errors.As(err, &be) {
+			return size, err
+		}
+		if n > 0 {
+			return size, ErrRangeInvalid.WithDetail(fmt.Sprintf("the body carries more than the %d bytes Content-Range names", want))
 		}
 	}
-	return h.store.AppendUpload(r.Context(), name, id, offset, r.Body)
+	return size, nil
+}
+
+// dropUpload removes upload id after its request failed, on a context
+// that outlives the request. An upload already gone is not an error.
+func (h *handler) dropUpload(r *http.Request, name, id string) {
+	ctx, cancel := detached(r)
+	defer cancel()
+	if err := h.store.CancelUpload(ctx, name, id); err != nil && !errors.Is(err, storage.ErrUploadUnknown) {
+		h.logger.WarnContext(ctx, "Removing a failed upload", "repository", name, "upload", id, "error", err)
+	}
 }
 
 // patchUpload serves PATCH /v2/<name>/blobs/uploads/<id>: a chunk with a

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -171,14 +170,28 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if r.ContentLength > h.maxManifestSize {
 		return tooLarge
 	}
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, io.LimitReader(r.Body, h.maxManifestSize+1)); err != nil {
-		return ErrManifestInvalid.WithDetail("reading body: " + err.Error())
+	reserve := r.ContentLength
+	if reserve < 0 {
+		reserve = h.maxManifestSize
 	}
-	if int64(buf.Len()) > h.maxManifestSize {
+	release, err := h.manifests.acquire(ctx, reserve)
+	if err != nil {
+		if err == errBusy {
+			// Read the body through a small buffer and drop it before
+			// answering: a client still sending it would otherwise meet
+			// the connection's reset before it reads the 429.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, h.maxManifestSize+1))
+		}
+		return err
+	}
+	defer release()
+	content, err := h.readManifest(r)
+	if err != nil {
+		return err
+	}
+	if int64(len(content)) > h.maxManifestSize {
 		return tooLarge
 	}
-	content := buf.Bytes()
 	m, mt, err := storage.ParseManifest(content, r.Header.Get("Content-Type"))
 	if err != nil {
 		return err
@@ -212,6 +225,26 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	hd.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// readManifest reads a manifest body into one buffer of its declared
+// length, or of the size limit plus one byte when no length is declared
+// (more than the limit is then refused by the caller).
+func (h *handler) readManifest(r *http.Request) ([]byte, error) {
+	if r.ContentLength >= 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	buf := make([]byte, h.maxManifestSize+1)
+	n, err := io.ReadFull(r.Body, buf)
+	var be *bodyError
+	if errors.As(err, &be) || (err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)) {
+		return nil, err // a failed body, not the short one ReadFull reports as ErrUnexpectedEOF
+	}
+	return buf[:n], nil
 }
 
 // verifyReferences checks that what the manifest references is in the

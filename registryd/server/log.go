@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/registryd/auth"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
@@ -72,25 +73,49 @@ func LogLevel(cfg *configuration.Configuration) (slog.Level, error) {
 
 // accessLog writes one Combined Log Format line per request to w, as
 // Distribution's access log does (log.accesslog; on unless disabled).
+//
+// Every value a client controls is escaped, so one request is always one
+// line: the request line, referer and user agent are quoted with Go
+// escapes (control characters, quotes and bytes that are not UTF-8
+// become \n, \", \xff...), and the user column, unquoted in this format,
+// escapes every byte outside printable ASCII, space, quote and backslash
+// as \xHH. The user column names the user auth authenticated
+// (auth.TrackIdentity), never the one a request merely claims: a failed
+// login shows "-".
 func accessLog(w io.Writer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
 		start := time.Now()
-		next.ServeHTTP(rec, r)
+		ctx, identity := auth.TrackIdentity(r.Context())
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			host = r.RemoteAddr
 		}
-		user := "-"
-		if u, _, ok := r.BasicAuth(); ok && u != "" {
-			user = u
-		}
 		fmt.Fprintf(w, "%s - %s [%s] %s %d %d %s %s\n",
-			host, user, start.Format("02/Jan/2006:15:04:05 -0700"),
+			host, logField(identity()), start.Format("02/Jan/2006:15:04:05 -0700"),
 			strconv.Quote(r.Method+" "+r.RequestURI+" "+r.Proto),
 			rec.status, rec.written,
 			strconv.Quote(r.Referer()), strconv.Quote(r.UserAgent()))
 	})
+}
+
+// logField renders an unquoted access log field: "-" when empty, every
+// byte outside printable ASCII, and space, '"' and '\\', as \xHH.
+func logField(s string) string {
+	if s == "" {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			fmt.Fprintf(&b, "\\x%02x", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // recorder remembers the status and size of a response.

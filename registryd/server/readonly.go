@@ -95,6 +95,24 @@ func (g *writeGate) Set(readOnly bool) {
 // ReadOnly is the configured mode, for the handler's own check.
 func (g *writeGate) ReadOnly() bool { return g.want.Load() }
 
+// admit admits a storage write that does not come through the HTTP write
+// path (the referrers index, written while answering a GET): refused while
+// read-only is configured, and, once admitted, holding the gate like a
+// write request until release, so that the mode is reported read-only only
+// after it is done. It never waits: while a switch to read-only waits for
+// the writes in flight, it refuses (the reader is answered without
+// writing).
+func (g *writeGate) admit() (release func(), ok bool) {
+	if !g.mu.TryRLock() {
+		return nil, false
+	}
+	if g.want.Load() {
+		g.mu.RUnlock()
+		return nil, false
+	}
+	return g.mu.RUnlock, true
+}
+
 // Effective is the reported mode.
 func (g *writeGate) Effective() bool { return g.effective.Load() }
 

@@ -1,7 +1,9 @@
 // Package server assembles registryd's HTTP server from a configuration:
 // the storage driver, the OCI Distribution handler, response headers, the
 // access log and the listener, and runs it until its context ends, then
-// drains in-flight requests for http.draintimeout.
+// drains in-flight requests for http.draintimeout. Connections have a
+// header timeout, an idle timeout and a request body progress deadline
+// (Options; Distribution has no keys for the last two).
 //
 // What this build implements is declared once, in
 // configuration.Implemented (returned by Supported); a
@@ -58,6 +60,8 @@ type Server struct {
 	// ops are health, metrics, notifications, purging and the debug
 	// server (operations.go).
 	ops *operations
+	// idleTimeout is http.Server's IdleTimeout (0: none).
+	idleTimeout time.Duration
 }
 
 // Options are the process-level pieces a Server writes to.
@@ -76,6 +80,35 @@ type Options struct {
 	// HoldFile is the read-only hold file (hold.go): read before New
 	// returns and watched while Serve runs. Its directory must exist.
 	HoldFile string
+	// IdleTimeout closes a keep-alive connection that carries no request
+	// for this long: 0 selects DefaultIdleTimeout, a negative value keeps
+	// idle connections open forever. Distribution has no key for it
+	// (`registryd serve --idle-timeout`).
+	IdleTimeout time.Duration
+	// BodyTimeout fails a request whose body sends nothing for this long
+	// (progress extends it, see package handlers): 0 selects
+	// handlers.DefaultBodyTimeout, a negative value turns it off
+	// (`registryd serve --body-timeout`).
+	BodyTimeout time.Duration
+}
+
+// DefaultIdleTimeout is how long an idle keep-alive connection stays open:
+// longer than the 60 s idle timeout of common load balancers, so that the
+// balancer, not registryd, closes a connection it may be about to reuse.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// headerTimeout bounds the reading of a request's headers.
+const headerTimeout = 30 * time.Second
+
+// timeout applies the convention of Options: 0 is def, negative is off (0).
+func timeout(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // New checks cfg against what this build supports and builds the server.
@@ -107,6 +140,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		s.hold = h
 		s.background = append(s.background, h.Run)
 	}
+	s.idleTimeout = timeout(o.IdleTimeout, DefaultIdleTimeout)
 	s.secret = httpSecret(cfg, o.Logger)
 	if cfg.HTTP.TLS != nil {
 		conf, certs, err := newTLSConfig(cfg.HTTP.TLS, !cfg.HTTP.HTTP2.Disabled, o.Logger)
@@ -133,12 +167,14 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	var h http.Handler = handlers.New(drv,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
 		handlers.WithReadOnly(s.mode.gate.ReadOnly),
+		handlers.WithWriteAdmission(s.mode.gate.admit),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),
 		handlers.WithLogger(o.Logger),
 		handlers.WithEventSink(ops.events()),
+		handlers.WithBodyTimeout(timeout(o.BodyTimeout, handlers.DefaultBodyTimeout)),
 	)
 	h = s.mode.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
@@ -191,7 +227,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       s.idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		TLSConfig:         s.tls,
 		Protocols:         s.protocols(),

@@ -117,8 +117,8 @@ func (s *Store) linkedDigests(ctx context.Context, dir string) ([]digest.Digest,
 			return nil, err
 		}
 		for _, h := range hexes {
-			if d := digest.Digest(alg + ":" + path.Base(h)); d.Validate() == nil {
-				out = append(out, d)
+			if enc := path.Base(h); validEncoded(alg, enc) {
+				out = append(out, digest.Digest(alg+":"+enc))
 			}
 		}
 	}
@@ -232,4 +232,31 @@ func (s *Store) TagIndex(ctx context.Context, name, tag string) ([]digest.Digest
 		return nil, ErrTagInvalid
 	}
 	return s.linkedDigests(ctx, path.Join(tagPath(name, tag), "index"))
+}
+
+// validEncoded reports whether alg:enc is a valid digest. Listings of
+// large repositories check thousands of names, so the common algorithms
+// are checked by length and lower-case hex by hand; anything else goes
+// through digest.Validate.
+func validEncoded(alg, enc string) bool {
+	var size int
+	switch digest.Algorithm(alg) {
+	case digest.SHA256:
+		size = 64
+	case digest.SHA384:
+		size = 96
+	case digest.SHA512:
+		size = 128
+	default:
+		return digest.Digest(alg+":"+enc).Validate() == nil
+	}
+	if len(enc) != size {
+		return false
+	}
+	for i := 0; i < len(enc); i++ {
+		if c := enc[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

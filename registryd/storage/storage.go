@@ -27,8 +27,11 @@
 //   - registryd does not write _uploads/<id>/hashstates/: it re-hashes the
 //     upload data when the upload is committed. Hash states left by
 //     Distribution are ignored and removed with the upload.
-//   - Referrers are computed by reading every manifest revision of the
-//     repository (no index is kept on disk), so nothing extra is written.
+//   - registryd keeps a referrers index per repository under
+//     repositories/<name>/_berth/, a directory Distribution never reads or
+//     writes; it is checked against the revisions on every request, so
+//     Distribution's writes are seen (see referrers.go). Distribution
+//     serves a directory with the index as if it were not there.
 package storage
 
 import (
@@ -38,8 +41,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 
@@ -82,10 +87,42 @@ type Descriptor struct {
 // concurrent use as far as the driver is.
 type Store struct {
 	driver driver.StorageDriver
+	log    *slog.Logger
+	// admitWrite is asked before writes that no client request asked
+	// for (the referrers index, see referrers.go).
+	admitWrite func() (release func(), ok bool)
+	indexLocks indexLocks
+	// indexedSums holds, per repository, the SHA-256 of the indexed file
+	// this process last found or wrote (referrers.go).
+	indexedSums sync.Map
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithWriteAdmission sets what the Store asks before writing on its own
+// initiative (the referrers index, written while answering a read): admit
+// returns ok false to refuse (read-only mode), and otherwise a release
+// called when the write is done. Without it such writes are always made.
+func WithWriteAdmission(admit func() (release func(), ok bool)) Option {
+	return func(s *Store) { s.admitWrite = admit }
+}
+
+// WithLogger sets where the Store reports problems it works around.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 // New returns a Store over d.
-func New(d driver.StorageDriver) *Store { return &Store{driver: d} }
+func New(d driver.StorageDriver, opts ...Option) *Store {
+	s := &Store{
+		driver:     d,
+		log:        slog.New(slog.DiscardHandler),
+		admitWrite: func() (func(), bool) { return func() {}, true },
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Driver returns the underlying driver.
 func (s *Store) Driver() driver.StorageDriver { return s.driver }

@@ -21,7 +21,9 @@
 // Referrers: Distribution v3.1.2 has no referrers API (404), so clients
 // pushing a subject to it write the sha256-<hex> fallback tag, which
 // registryd then serves like any tag, and registryd's own referrers API
-// lists the artifact from the stored manifests. The other way round,
+// lists the artifact, building its referrers index from the stored
+// manifests on first use. The index registryd keeps (under
+// repositories/<name>/_berth/) is invisible to Distribution. The other way round,
 // clients pushing to registryd see OCI-Subject and write no fallback tag,
 // so after a move to Distribution the artifact is still stored and
 // pullable by digest or tag, but not discoverable from its subject.
@@ -34,6 +36,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,6 +79,14 @@ func roundTrip(t *testing.T, fromName, fromBin, toName, toBin string) {
 	before := take(t, from)
 	pushed.check(t, before)
 	from.stop(t)
+	if fromName == "registryd" {
+		// registryd answered referrers from its index: Distribution must
+		// serve the directory as if the index were not there.
+		index := filepath.Join(root, "docker/registry/v2/repositories/compat/artifact/_berth/referrers/indexed")
+		if _, err := os.Stat(index); err != nil {
+			t.Fatalf("registryd wrote no referrers index: %v", err)
+		}
+	}
 
 	to := startRegistry(t, toName, toBin, root)
 	after := take(t, to)
