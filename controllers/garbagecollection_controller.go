@@ -35,8 +35,10 @@ const (
 	// kubelet's volume sync).
 	verifyInterval = time.Second
 	// collectInterval: how often a collecting run re-verifies the
-	// replicas and looks at its Job (Job changes also wake it).
-	collectInterval = 5 * time.Second
+	// replicas and looks at its collector's pod (the manager caches no
+	// pods, so nothing else tells it the collector exited; Job changes
+	// also wake it).
+	collectInterval = time.Second
 	// stopCollectorInterval: how often a failing run checks that its
 	// collector's pod has stopped before releasing the hold.
 	stopCollectorInterval = 2 * time.Second

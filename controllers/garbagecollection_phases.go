@@ -286,7 +286,7 @@ func noteOutageStart(gc *berthv1alpha1.GarbageCollection, reps []replica) {
 			gc.Status.WriteOutage = &berthv1alpha1.WriteOutage{}
 		}
 		if o := gc.Status.WriteOutage; o.Start == nil || t.Before(o.Start.Time) {
-			start := metav1.NewTime(t)
+			start := metav1.NewMicroTime(t)
 			o.Start = &start
 		}
 	}
@@ -334,9 +334,14 @@ func (r *GarbageCollectionReconciler) collect(ctx context.Context, s *gcScope) (
 		return reconcile.Result{}, err
 	}
 	gc.Status.JobName = job.Name
-	switch jobOutcome(job) {
+	pods, err := r.collectorPods(ctx, job.Namespace, job.Name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	outcome, term := collectorOutcome(job, pods)
+	switch outcome {
 	case batchv1.JobComplete:
-		sum, err := r.collectorSummary(ctx, job)
+		sum, err := parseCollectorSummary(termMessage(term))
 		if err != nil {
 			gc.Status.Message = "The collector succeeded; its summary could not be read: " + err.Error()
 		} else {
@@ -347,7 +352,7 @@ func (r *GarbageCollectionReconciler) collect(ctx context.Context, s *gcScope) (
 		s.event(corev1.EventTypeNormal, berthv1alpha1.GCReasonCollected, gc.Status.Message)
 	case batchv1.JobFailed:
 		msg := "The collector failed"
-		sum, err := r.collectorSummary(ctx, job)
+		sum, err := parseCollectorSummary(termMessage(term))
 		switch {
 		case err == nil:
 			gc.Status.Summary = sum.status()
@@ -356,12 +361,50 @@ func (r *GarbageCollectionReconciler) collect(ctx context.Context, s *gcScope) (
 			}
 		case jobFailureMessage(job) != "":
 			msg += ": " + jobFailureMessage(job)
+		case term != nil:
+			msg += fmt.Sprintf(": exit code %d %s", term.ExitCode, term.Reason)
 		}
 		r.fail(s, berthv1alpha1.GCReasonJobFailed, msg)
 	default:
 		return reconcile.Result{RequeueAfter: collectInterval}, nil
 	}
 	return reconcile.Result{}, nil
+}
+
+// collectorOutcome is JobComplete or JobFailed once the collector is done,
+// else "", with the collector container's terminated state when there is
+// one. The collector's pod is the first to know (its container exits; the
+// Job's condition follows seconds later), so a terminated container
+// decides: exit 0 is success, anything else failure (the Job retries
+// nothing). The Job's own terminal condition decides when no pod tells,
+// e.g. a pod that never started before the Job's deadline.
+func collectorOutcome(job *batchv1.Job, pods []corev1.Pod) (batchv1.JobConditionType, *corev1.ContainerStateTerminated) {
+	var newest *corev1.ContainerStateTerminated
+	for i := range pods {
+		for _, cs := range pods[i].Status.ContainerStatuses {
+			t := cs.State.Terminated
+			if cs.Name != builders.CollectorContainer || t == nil {
+				continue
+			}
+			if newest == nil || t.FinishedAt.After(newest.FinishedAt.Time) {
+				newest = t
+			}
+		}
+	}
+	switch {
+	case newest != nil && newest.ExitCode == 0:
+		return batchv1.JobComplete, newest
+	case newest != nil:
+		return batchv1.JobFailed, newest
+	}
+	return jobOutcome(job), nil
+}
+
+func termMessage(t *corev1.ContainerStateTerminated) string {
+	if t == nil {
+		return ""
+	}
+	return t.Message
 }
 
 // writableReplicas names replicas that answered and accept writes (not
@@ -435,31 +478,6 @@ func (r *GarbageCollectionReconciler) collectorPods(ctx context.Context, ns, job
 	var pods corev1.PodList
 	err := r.APIReader.List(ctx, &pods, ctrl.InNamespace(ns), ctrl.MatchingLabels{batchv1.JobNameLabel: jobName})
 	return pods.Items, err
-}
-
-// collectorSummary reads the collector's --json summary from its pod's
-// termination message.
-func (r *GarbageCollectionReconciler) collectorSummary(ctx context.Context, job *batchv1.Job) (*collectorSummary, error) {
-	pods, err := r.collectorPods(ctx, job.Namespace, job.Name)
-	if err != nil {
-		return nil, err
-	}
-	var newest *corev1.ContainerStateTerminated
-	for i := range pods {
-		for _, cs := range pods[i].Status.ContainerStatuses {
-			t := cs.State.Terminated
-			if cs.Name != builders.CollectorContainer || t == nil {
-				continue
-			}
-			if newest == nil || t.FinishedAt.After(newest.FinishedAt.Time) {
-				newest = t
-			}
-		}
-	}
-	if newest == nil {
-		return nil, fmt.Errorf("no terminated %s container in the pods of Job %s", builders.CollectorContainer, job.Name)
-	}
-	return parseCollectorSummary(newest.Message)
 }
 
 // leaveReadOnly stops the collector if the run failed, releases the hold
@@ -552,7 +570,7 @@ func noteOutageEnd(gc *berthv1alpha1.GarbageCollection, reps []replica, specRead
 	if end.Before(o.Start.Time) {
 		end = o.Start.Time
 	}
-	t := metav1.NewTime(end)
+	t := metav1.NewMicroTime(end)
 	o.End = &t
 	o.Duration = end.Sub(o.Start.Time).Round(100 * time.Millisecond).String()
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -237,5 +238,37 @@ func TestSyncToken(t *testing.T) {
 		if syncToken(other) == a {
 			t.Errorf("token of %v equals token of different content", other)
 		}
+	}
+}
+
+func TestCollectorOutcome(t *testing.T) {
+	at := func(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
+	pod := func(name string, exit int32, finished time.Duration) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			Name: builders.CollectorContainer, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: exit, FinishedAt: at(finished), Message: name}}}}}}
+	}
+	running := corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+		Name: builders.CollectorContainer, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
+	failedJob := &batchv1.Job{Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "DeadlineExceeded"}}}}
+	tests := map[string]struct {
+		job  *batchv1.Job
+		pods []corev1.Pod
+		want batchv1.JobConditionType
+		msg  string
+	}{
+		"still running":                        {&batchv1.Job{}, []corev1.Pod{running}, "", ""},
+		"exited 0, before the Job's condition": {&batchv1.Job{}, []corev1.Pod{pod("ok", 0, 0)}, batchv1.JobComplete, "ok"},
+		"exited 1":                             {&batchv1.Job{}, []corev1.Pod{pod("bad", 1, 0)}, batchv1.JobFailed, "bad"},
+		"the newest pod decides":               {&batchv1.Job{}, []corev1.Pod{pod("old", 1, 0), pod("new", 0, time.Second)}, batchv1.JobComplete, "new"},
+		"no pod ever ran, the Job failed":      {failedJob, nil, batchv1.JobFailed, ""},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, term := collectorOutcome(tt.job, tt.pods)
+			if got != tt.want || termMessage(term) != tt.msg {
+				t.Errorf("collectorOutcome = %q, %q; want %q, %q", got, termMessage(term), tt.want, tt.msg)
+			}
+		})
 	}
 }

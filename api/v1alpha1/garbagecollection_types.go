@@ -130,13 +130,14 @@ type GarbageCollectionSummary struct {
 // from the moment the first replica began refusing writes to the moment
 // the last one accepted them again, by the replicas' own clocks.
 type WriteOutage struct {
-	// start is when the first replica began refusing writes.
+	// start is when the first replica began refusing writes (microsecond
+	// precision: outages last seconds).
 	// +optional
-	Start *metav1.Time `json:"start,omitempty"`
+	Start *metav1.MicroTime `json:"start,omitempty"`
 	// end is when the last replica accepted writes again (unset while the
 	// run holds the registry, and when spec.readOnly keeps it read-only).
 	// +optional
-	End *metav1.Time `json:"end,omitempty"`
+	End *metav1.MicroTime `json:"end,omitempty"`
 	// duration is end - start, e.g. "4.2s".
 	// +optional
 	Duration string `json:"duration,omitempty"`
