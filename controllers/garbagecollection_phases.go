@@ -18,7 +18,7 @@ import (
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/controllers/builders"
-	"github.com/berth-dev/berth/registryd/control"
+	"github.com/berth-dev/berth/registryd/hold"
 )
 
 // pending starts the run unless it must wait for an earlier one.
@@ -137,8 +137,8 @@ func (r *GarbageCollectionReconciler) finishWithoutHold(s *gcScope, reason, mess
 }
 
 // hold is the hold file of the run.
-func (s *gcScope) hold() *control.Hold {
-	return &control.Hold{
+func (s *gcScope) hold() *hold.Hold {
+	return &hold.Hold{
 		ID:      string(s.gc.UID),
 		Holder:  fmt.Sprintf("GarbageCollection %s/%s", s.gc.Namespace, s.gc.Name),
 		Expires: s.gc.Status.HoldExpires.Time,
@@ -150,7 +150,7 @@ func (s *gcScope) hold() *control.Hold {
 // nil when reg has no ConfigMap. Taking the hold out works for a Registry
 // that is gone too (reg is then only its name): the hold is removed from a
 // ConfigMap the garbage collector has not deleted yet.
-func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope, reg *berthv1alpha1.Registry, hold *control.Hold) (*corev1.ConfigMap, error) {
+func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope, reg *berthv1alpha1.Registry, h *hold.Hold) (*corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{}
 	err := r.Get(ctx, ctrl.ObjectKey{Namespace: reg.Namespace, Name: builders.ConfigMapName(reg)}, cm)
 	switch {
@@ -160,12 +160,12 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 		return nil, err
 	}
 	current, has := cm.Data[builders.HoldFile]
-	if hold == nil {
+	if h == nil {
 		if !has || !heldBy(current, string(s.gc.UID)) {
 			return cm, nil
 		}
 	} else {
-		want, err := hold.Marshal()
+		want, err := h.Marshal()
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +173,7 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 			return cm, nil
 		}
 	}
-	obj, err := builders.HoldConfigMap(reg, hold)
+	obj, err := builders.HoldConfigMap(reg, h)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 	// an apply that races the Registry's deletion creates nothing that
 	// outlives it; releasing, it lets go of it (the Registry controller
 	// owns it too, so it stays).
-	if hold != nil {
+	if h != nil {
 		if err := controllerutil.SetControllerReference(reg, obj, r.Scheme()); err != nil {
 			return nil, err
 		}
@@ -190,7 +190,7 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 		return nil, fmt.Errorf("applying the hold to ConfigMap %s: %w", obj.Name, err)
 	}
 	verb := "Applied"
-	if hold == nil {
+	if h == nil {
 		verb = "Released"
 	}
 	log.FromContext(ctx).Info(verb+" hold", "configMap", obj.Name, "holdID", s.gc.UID)
@@ -199,7 +199,7 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 
 // heldBy reports whether hold file content names run id.
 func heldBy(content, id string) bool {
-	h, err := control.ParseHold([]byte(content))
+	h, err := hold.Parse([]byte(content))
 	return err == nil && h.ID == id
 }
 
@@ -275,10 +275,10 @@ func splitHeld(reps []replica, id string) (held, waiting []string) {
 func noteOutageStart(gc *berthv1alpha1.GarbageCollection, reps []replica) {
 	for _, rep := range reps {
 		st := rep.status
-		if st == nil || st.Hold == nil || st.Hold.ID != string(gc.UID) || st.ReadOnlySince == nil {
+		if st == nil || st.Hold == nil || st.Hold.ID != string(gc.UID) || st.ReadOnlySince.IsZero() {
 			continue
 		}
-		t := *st.ReadOnlySince
+		t := st.ReadOnlySince
 		if gc.Status.StartTime != nil && t.Before(gc.Status.StartTime.Time) {
 			t = gc.Status.StartTime.Time
 		}
@@ -560,8 +560,8 @@ func noteOutageEnd(gc *berthv1alpha1.GarbageCollection, reps []replica, specRead
 	}
 	var end time.Time
 	for _, rep := range reps {
-		if st := rep.status; st != nil && st.WritableSince != nil && st.WritableSince.After(end) {
-			end = *st.WritableSince
+		if st := rep.status; st != nil && st.WritableSince.After(end) {
+			end = st.WritableSince
 		}
 	}
 	if end.IsZero() {

@@ -102,11 +102,11 @@ func rep(name string, st *control.Status) replica {
 
 func TestReplicaVerdicts(t *testing.T) {
 	since := t0.Add(2 * time.Second)
-	held := &control.Status{ReadOnly: true, ReadOnlyConfigured: true, ReadOnlySince: &since, Hold: &control.HoldRef{ID: "run"}}
+	held := &control.Status{ReadOnly: true, ReadOnlyConfigured: true, ReadOnlySince: since, Hold: &control.HoldRef{ID: "run"}}
 	draining := &control.Status{ReadOnlyConfigured: true, Hold: &control.HoldRef{ID: "run"}}
 	other := &control.Status{ReadOnly: true, ReadOnlyConfigured: true, Hold: &control.HoldRef{ID: "another"}}
 	specRO := &control.Status{ReadOnly: true, ReadOnlyConfigured: true}
-	writable := &control.Status{WritableSince: &since}
+	writable := &control.Status{WritableSince: since}
 	reps := []replica{rep("held", held), rep("draining", draining), rep("other", other), rep("spec", specRO), rep("writable", writable), rep("silent", nil)}
 
 	h, w := splitHeld(reps, "run")
@@ -132,7 +132,7 @@ func TestWriteOutage(t *testing.T) {
 	gc := gcRun("gc", 0, berthv1alpha1.GCEnteringReadOnly)
 	gc.UID = "run"
 	gc.Status.StartTime = &start
-	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	noteOutageStart(&gc, []replica{
 		rep("a", &control.Status{ReadOnlyConfigured: true, ReadOnlySince: at(3 * time.Second), Hold: &control.HoldRef{ID: "run"}}),
 		rep("b", &control.Status{ReadOnlyConfigured: true, ReadOnlySince: at(2 * time.Second), Hold: &control.HoldRef{ID: "run"}}),

@@ -16,7 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
-	"github.com/berth-dev/berth/registryd/control"
+	"github.com/berth-dev/berth/registryd/hold"
 )
 
 // Garbage collection children. A GarbageCollection run holds its Registry
@@ -120,13 +120,13 @@ func Collectable(reg *berthv1alpha1.Registry) (bool, string) {
 // The owner reference is the caller's (the same controller reference the
 // Registry controller sets), so an apply that races the Registry's deletion
 // creates nothing that outlives it.
-func HoldConfigMap(reg *berthv1alpha1.Registry, hold *control.Hold) (*corev1.ConfigMap, error) {
+func HoldConfigMap(reg *berthv1alpha1.Registry, h *hold.Hold) (*corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(reg), Namespace: reg.Namespace},
 	}
-	if hold != nil {
-		data, err := hold.Marshal()
+	if h != nil {
+		data, err := h.Marshal()
 		if err != nil {
 			return nil, err
 		}

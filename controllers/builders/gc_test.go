@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
-	"github.com/berth-dev/berth/registryd/control"
+	"github.com/berth-dev/berth/registryd/hold"
 )
 
 var gcNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -179,12 +179,12 @@ func TestGCCronJob(t *testing.T) {
 
 func TestHoldConfigMap(t *testing.T) {
 	reg := registry(goldenCases["filesystem-pvc"])
-	hold := &control.Hold{ID: "u1", Holder: "GarbageCollection registries/x", Expires: gcNow}
-	cm, err := HoldConfigMap(reg, hold)
+	h := &hold.Hold{ID: "u1", Holder: "GarbageCollection registries/x", Expires: gcNow}
+	cm, err := HoldConfigMap(reg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := control.ParseHold([]byte(cm.Data[HoldFile]))
+	got, err := hold.Parse([]byte(cm.Data[HoldFile]))
 	if err != nil || got.ID != "u1" || !got.Expires.Equal(gcNow) || len(cm.Data) != 1 || cm.Name != ConfigMapName(reg) {
 		t.Errorf("hold ConfigMap = %+v (%v)", cm, err)
 	}

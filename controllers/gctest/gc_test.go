@@ -265,6 +265,35 @@ var _ = Describe("A GarbageCollection run", func() {
 	})
 })
 
+var _ = Describe("A Registry's read-only state", func() {
+	It("reaches running replicas through the nudge, and the ReadOnly condition says what they report", func() {
+		ctx := context.Background()
+		e := setup(ctx, 2, nil)
+		setReadOnly := func(ro bool) {
+			Eventually(func() error {
+				reg := e.registry()
+				reg.Spec.ReadOnly = ro
+				return k8sClient.Update(ctx, reg)
+			}).Should(Succeed())
+		}
+		// The stand-in kubelet delivers ConfigMap changes only to nudged
+		// pods (the real one otherwise takes its 60-90 s sync period).
+		setReadOnly(true)
+		for _, p := range []string{"reg-0", "reg-1"} {
+			Eventually(func() int { return e.kl.Push(p) }).Should(Equal(405), "pod %s", p)
+		}
+		Eventually(func() string { return e.condition(berthv1alpha1.ConditionReadOnly).Message }).
+			Should(Equal("2 of 2 replicas refuse writes: spec.readOnly is true: writes are refused"))
+		Expect(e.condition(berthv1alpha1.ConditionReadOnly).Reason).To(Equal(berthv1alpha1.ReasonSpecReadOnly))
+
+		setReadOnly(false)
+		for _, p := range []string{"reg-0", "reg-1"} {
+			Eventually(func() int { return e.kl.Push(p) }).Should(Equal(202), "pod %s", p)
+		}
+		Eventually(func() string { return e.condition(berthv1alpha1.ConditionReadOnly).Message }).Should(Equal("2 of 2 replicas accept writes"))
+	})
+})
+
 var _ = Describe("A manager restarted mid-run", func() {
 	var ctx context.Context
 	BeforeEach(func() { ctx = context.Background() })
