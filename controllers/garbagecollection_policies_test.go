@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	prometheustestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -270,5 +273,48 @@ func TestCollectorOutcome(t *testing.T) {
 				t.Errorf("collectorOutcome = %q, %q; want %q, %q", got, termMessage(term), tt.want, tt.msg)
 			}
 		})
+	}
+}
+
+func TestRecordRunMetrics(t *testing.T) {
+	start, end := metav1.NewTime(t0), metav1.NewTime(t0.Add(40*time.Second))
+	oStart, oEnd := metav1.NewMicroTime(t0.Add(time.Second)), metav1.NewMicroTime(t0.Add(6*time.Second))
+	ok := gcRun("ok", 0, berthv1alpha1.GCSucceeded)
+	ok.Status.StartTime, ok.Status.CompletionTime = &start, &end
+	ok.Status.Summary = &berthv1alpha1.GarbageCollectionSummary{BytesFreed: 1000}
+	ok.Status.WriteOutage = &berthv1alpha1.WriteOutage{Start: &oStart, End: &oEnd}
+	dry := ok.DeepCopy()
+	dry.Spec.DryRun = true
+	bad := gcRun("bad", 0, berthv1alpha1.GCFailed)
+	bad.Status.Reason = berthv1alpha1.GCReasonTimeout
+
+	succeeded := prometheustestutil.ToFloat64(gcRunsTotal.WithLabelValues("succeeded", ""))
+	timeouts := prometheustestutil.ToFloat64(gcRunsTotal.WithLabelValues("failed", berthv1alpha1.GCReasonTimeout))
+	freed := prometheustestutil.ToFloat64(gcBytesFreed)
+	samples := func(h prometheus.Histogram) uint64 {
+		m := &dto.Metric{}
+		if err := h.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	outages, durations := samples(gcWriteOutage), samples(gcRunDuration)
+	recordRunMetrics(&ok)
+	recordRunMetrics(dry)
+	recordRunMetrics(&bad)
+	if got := prometheustestutil.ToFloat64(gcRunsTotal.WithLabelValues("succeeded", "")) - succeeded; got != 2 {
+		t.Errorf("succeeded runs counted %v, want 2", got)
+	}
+	if got := prometheustestutil.ToFloat64(gcRunsTotal.WithLabelValues("failed", berthv1alpha1.GCReasonTimeout)) - timeouts; got != 1 {
+		t.Errorf("timed-out runs counted %v, want 1", got)
+	}
+	if got := prometheustestutil.ToFloat64(gcBytesFreed) - freed; got != 1000 {
+		t.Errorf("bytes freed counted %v, want 1000 (the dry run frees nothing)", got)
+	}
+	if got := samples(gcWriteOutage) - outages; got != 2 {
+		t.Errorf("write outages observed %d, want 2 (the failed run has none)", got)
+	}
+	if got := samples(gcRunDuration) - durations; got != 2 {
+		t.Errorf("run durations observed %d, want 2 (the failed run never started)", got)
 	}
 }

@@ -3,14 +3,17 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -39,7 +42,7 @@ var _ = Describe("Garbage collection under load", Ordered, func() {
 	BeforeAll(func() { installWithKustomize() })
 
 	It("collects a one-replica Registry created with kubectl create -f", func() {
-		s := newGCScenario(1, corev1.ReadWriteOnce, nil)
+		s := newGCScenario(1, corev1.ReadWriteOnce, nil, false)
 		s.createGarbage()
 		p := s.startPusher()
 		p.waitAcked(3)
@@ -53,11 +56,11 @@ spec: {registryName: %s, deleteUntagged: true, gracePeriod: 0s, timeout: 10m}
 		s.finish(p, "by-hand")
 	})
 
-	It("collects a two-replica Registry on a ReadWriteMany volume, run from its CronJob", func() {
+	It("collects a two-replica Registry on a ReadWriteMany volume with mutual TLS and htpasswd, run from its CronJob", func() {
 		s := newGCScenario(2, corev1.ReadWriteMany, &berthv1alpha1.GarbageCollectionPolicy{
 			Schedule: "0 0 1 1 *", DeleteUntagged: true, GracePeriod: &metav1.Duration{},
 			Timeout: &metav1.Duration{Duration: 10 * time.Minute},
-		})
+		}, true)
 		Eventually(func() error {
 			return k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: s.ns, Name: s.reg + "-gc"}, &batchv1.CronJob{})
 		}).WithTimeout(readyTimeout).WithPolling(poll).Should(Succeed(), "the schedule's CronJob")
@@ -77,14 +80,23 @@ type gcScenario struct {
 	replicas int
 	host     string
 	opts     []remote.Option
+	// scheme, client, username and password reach the registry with plain
+	// HTTP requests.
+	scheme             string
+	client             *http.Client
+	username, password string
 	// garbage are the images made garbage before the run (tags deleted,
 	// or pushed untagged), to push again after it.
 	garbage []v1.Image
 }
 
-func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, policy *berthv1alpha1.GarbageCollectionPolicy) *gcScenario {
+// newGCScenario creates the namespace and the Registry. secure serves it
+// over TLS requiring client certificates from a test CA, with an htpasswd
+// user: the operator must verify its replicas whatever the registry port
+// asks of clients.
+func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, policy *berthv1alpha1.GarbageCollectionPolicy, secure bool) *gcScenario {
 	GinkgoHelper()
-	s := &gcScenario{ns: "berth-e2e-gc-" + rand.String(5), reg: "gc", replicas: int(replicas)}
+	s := &gcScenario{ns: "berth-e2e-gc-" + rand.String(5), reg: "gc", replicas: int(replicas), scheme: "http"}
 	By("creating namespace " + s.ns)
 	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}})).To(Succeed())
 	DeferCleanup(func() {
@@ -106,16 +118,44 @@ func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, polic
 			GarbageCollection: policy,
 		},
 	}
-	By(fmt.Sprintf("creating a Registry with %d replicas on a %s volume", replicas, mode))
+	nodeIP := nodeInternalIP()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	var auth []remote.Option
+	if secure {
+		ca, err := newTestCA()
+		Expect(err).NotTo(HaveOccurred())
+		crt, key, _, err := ca.serving([]string{s.reg + "." + s.ns + ".svc", s.reg}, []net.IP{nodeIP})
+		Expect(err).NotTo(HaveOccurred())
+		clientCert, err := ca.client("e2e-pusher")
+		Expect(err).NotTo(HaveOccurred())
+		password := "gc-" + rand.String(12)
+		for _, sec := range []*corev1.Secret{
+			{ObjectMeta: metav1.ObjectMeta{Name: "gc-tls"}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "gc-client-ca"}, Data: map[string][]byte{"ca.crt": ca.certPEM()}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "alice-password"}, StringData: map[string]string{"password": password}},
+		} {
+			sec.Namespace = s.ns
+			Expect(k8sClient.Create(suiteCtx, sec)).To(Succeed())
+		}
+		reg.Spec.TLS = &berthv1alpha1.RegistryTLS{SecretName: "gc-tls",
+			ClientCASecretRef: &berthv1alpha1.SecretKeyRef{Name: "gc-client-ca", Key: "ca.crt"}, ClientAuth: "require-and-verify-client-cert"}
+		reg.Spec.Auth = &berthv1alpha1.RegistryAuth{Htpasswd: &berthv1alpha1.HtpasswdAuth{Users: []berthv1alpha1.HtpasswdUser{
+			{Username: "alice", PasswordSecretRef: berthv1alpha1.SecretKeyRef{Name: "alice-password", Key: "password"}}}}}
+		tr.TLSClientConfig = &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}
+		auth = []remote.Option{remote.WithAuth(&authn.Basic{Username: "alice", Password: password})}
+		s.scheme, s.username, s.password = "https", "alice", password
+	}
+	By(fmt.Sprintf("creating a Registry with %d replicas on a %s volume (TLS with client certificates and htpasswd: %v)", replicas, mode, secure))
 	Expect(k8sClient.Create(suiteCtx, reg)).To(Succeed())
 	key := types.NamespacedName{Namespace: s.ns, Name: s.reg}
 	Eventually(func(g Gomega) { registryReady(g, key) }).WithTimeout(readyTimeout).WithPolling(poll).Should(Succeed())
 
 	svc := &corev1.Service{}
 	Expect(k8sClient.Get(suiteCtx, key, svc)).To(Succeed())
-	s.host = nodeInternalIP().String() + ":" + strconv.Itoa(int(svc.Spec.Ports[0].NodePort))
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	s.opts = []remote.Option{remote.WithTransport(tr), remote.WithContext(suiteCtx)}
+	s.host = nodeIP.String() + ":" + strconv.Itoa(int(svc.Spec.Ports[0].NodePort))
+	s.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	s.opts = append([]remote.Option{remote.WithTransport(tr), remote.WithContext(suiteCtx)}, auth...)
 	return s
 }
 
@@ -125,7 +165,11 @@ func (s *gcScenario) ref(repo, tagOrDigest string) name.Reference {
 	if strings.HasPrefix(tagOrDigest, "sha256:") {
 		sep = "@"
 	}
-	ref, err := name.ParseReference(s.host+"/"+repo+sep+tagOrDigest, name.Insecure)
+	var opts []name.Option
+	if s.scheme == "http" {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(s.host+"/"+repo+sep+tagOrDigest, opts...)
 	Expect(err).NotTo(HaveOccurred())
 	return ref
 }
@@ -189,9 +233,8 @@ func (s *gcScenario) startPusher() *pusher {
 				Expect(err).NotTo(HaveOccurred())
 			}
 			tag := "p" + strconv.Itoa(n)
-			ref, err := name.ParseReference(s.host+"/load/pushed:"+tag, name.Insecure)
-			Expect(err).NotTo(HaveOccurred())
-			err = remote.Write(ref, img, s.opts...)
+			ref := s.ref("load/pushed", tag)
+			err := remote.Write(ref, img, s.opts...)
 			p.mu.Lock()
 			var terr *transport.Error
 			switch {
@@ -307,7 +350,12 @@ func (s *gcScenario) finish(p *pusher, runName string) {
 	for _, l := range layers {
 		d, err := l.Digest()
 		Expect(err).NotTo(HaveOccurred())
-		resp, err := http.Head("http://" + s.host + "/v2/garbage/deleted/blobs/" + d.String())
+		req, err := http.NewRequest(http.MethodHead, s.scheme+"://"+s.host+"/v2/garbage/deleted/blobs/"+d.String(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		if s.username != "" {
+			req.SetBasicAuth(s.username, s.password)
+		}
+		resp, err := s.client.Do(req)
 		Expect(err).NotTo(HaveOccurred())
 		resp.Body.Close()
 		Expect(resp.StatusCode).To(Equal(http.StatusNotFound), "swept layer %s still answers", d)
