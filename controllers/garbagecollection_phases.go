@@ -211,7 +211,11 @@ func (r *GarbageCollectionReconciler) observe(ctx context.Context, reg *berthv1a
 		return nil, err
 	}
 	if cm != nil {
-		if err := nudgePods(ctx, r.Client, pods, syncToken(cm.Data)); err != nil {
+		token, err := podSyncToken(ctx, r.Client, reg, cm)
+		if err != nil {
+			return nil, err
+		}
+		if err := nudgePods(ctx, r.Client, pods, token); err != nil {
 			return nil, err
 		}
 	}

@@ -318,3 +318,17 @@ func TestRecordRunMetrics(t *testing.T) {
 		t.Errorf("run durations observed %d, want 2 (the failed run never started)", got)
 	}
 }
+
+func TestLiveSecretNames(t *testing.T) {
+	reg := &berthv1alpha1.Registry{ObjectMeta: metav1.ObjectMeta{Name: "r"}, Spec: berthv1alpha1.RegistrySpec{
+		Storage: berthv1alpha1.RegistryStorage{S3: &berthv1alpha1.S3Storage{AccessKeySecretRef: &berthv1alpha1.SecretKeyRef{Name: "s3", Key: "k"}}},
+		Auth: &berthv1alpha1.RegistryAuth{Htpasswd: &berthv1alpha1.HtpasswdAuth{Users: []berthv1alpha1.HtpasswdUser{
+			{Username: "a", PasswordSecretRef: berthv1alpha1.SecretKeyRef{Name: "a-pw", Key: "p"}}}}},
+		TLS: &berthv1alpha1.RegistryTLS{SecretName: "tls", ClientCASecretRef: &berthv1alpha1.SecretKeyRef{Name: "ca", Key: "ca.crt"}},
+	}}
+	// Credentials in environment variables need a restart (the checksum
+	// rolls the pods); files registryd reloads do not.
+	if got, want := liveSecretNames(reg), []string{"a-pw", "ca", "r-htpasswd", "tls"}; !slices.Equal(got, want) {
+		t.Errorf("liveSecretNames = %v, want %v", got, want)
+	}
+}

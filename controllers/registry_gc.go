@@ -82,9 +82,10 @@ func (r *RegistryReconciler) loadRuns(ctx context.Context, s *registryScope) err
 	return nil
 }
 
-// observeReplicas pushes the ConfigMap to the running pods at once (so a
-// live-reloaded change such as spec.readOnly takes seconds, not the
-// kubelet's sync period) and asks each what it does.
+// observeReplicas pushes the ConfigMap and the live Secrets to the running
+// pods at once (so a live-reloaded change — spec.readOnly, a password, a
+// certificate — takes seconds, not the kubelet's sync period) and asks
+// each what it does.
 func (r *RegistryReconciler) observeReplicas(ctx context.Context, s *registryScope) error {
 	if r.Prober == nil {
 		return nil
@@ -98,7 +99,11 @@ func (r *RegistryReconciler) observeReplicas(ctx context.Context, s *registrySco
 		return err
 	}
 	if s.configMap != nil {
-		if err := nudgePods(ctx, r.Client, pods, syncToken(s.configMap.Data)); err != nil {
+		token, err := podSyncToken(ctx, r.Client, s.reg, s.configMap)
+		if err != nil {
+			return err
+		}
+		if err := nudgePods(ctx, r.Client, pods, token); err != nil {
 			return err
 		}
 	}

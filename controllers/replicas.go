@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -160,8 +161,55 @@ func probeReplicas(ctx context.Context, p ReplicaProber, pods []*corev1.Pod) []r
 	return out
 }
 
-// syncToken is the SyncAnnotation value for a ConfigMap's content: equal
-// tokens, equal files.
+// podSyncToken is the SyncAnnotation value for reg's pods: a token of what
+// the kubelet projects into them that registryd applies live — the
+// ConfigMap's content (config.yml, hold.json) and the versions of the
+// Secrets whose files registryd reloads (htpasswd, TLS, client CAs; and
+// the users' password Secrets, from which the operator regenerates the
+// htpasswd Secret). Both controllers compute it the same way, so they
+// never undo each other's nudge. c is the manager's cached client.
+func podSyncToken(ctx context.Context, c client.Reader, reg *berthv1alpha1.Registry, cm *corev1.ConfigMap) (string, error) {
+	data := make(map[string]string, len(cm.Data)+4)
+	for k, v := range cm.Data {
+		data["configmap/"+k] = v
+	}
+	for _, name := range liveSecretNames(reg) {
+		sec := &corev1.Secret{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: reg.Namespace, Name: name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			data["secret/"+name] = ""
+		case err != nil:
+			return "", err
+		default:
+			data["secret/"+name] = sec.ResourceVersion
+		}
+	}
+	return syncToken(data), nil
+}
+
+// liveSecretNames are the Secrets of reg whose change registryd takes
+// without a restart, sorted.
+func liveSecretNames(reg *berthv1alpha1.Registry) []string {
+	seen := map[string]bool{}
+	for _, ref := range builders.SecretRefs(reg) {
+		if ref.Live {
+			seen[ref.Name] = true
+		}
+	}
+	if a := reg.Spec.Auth; a != nil && a.Htpasswd != nil && len(a.Htpasswd.Users) > 0 {
+		seen[builders.HTPasswdSecretName(reg)] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// syncToken hashes a map of file contents and versions: equal tokens,
+// equal files.
 func syncToken(data map[string]string) string {
 	keys := make([]string, 0, len(data))
 	for k := range data {
@@ -176,8 +224,8 @@ func syncToken(data map[string]string) string {
 }
 
 // nudgePods makes the kubelet sync every pod whose SyncAnnotation is not
-// token yet, so the ConfigMap content token names reaches it now. It
-// patches only that annotation.
+// token yet, so the files token names reach it now. It patches only that
+// annotation.
 func nudgePods(ctx context.Context, c client.Client, pods []*corev1.Pod, token string) error {
 	for _, pod := range pods {
 		if pod.Annotations[SyncAnnotation] == token || !pod.DeletionTimestamp.IsZero() {
