@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,11 +80,15 @@ func acceptedTypes(r *http.Request) (map[string]bool, bool) {
 // the stored manifest whatever its type (Distribution treats no Accept as
 // accepting nothing but schema2), and a fetch by digest always returns the
 // stored bytes, since the client named exactly what it wants.
+//
+// A reference that is neither a valid tag nor a valid digest names nothing
+// that could exist: reads answer 404 MANIFEST_UNKNOWN, as the spec's
+// "manifest not found" does (TAG_INVALID is for a PUT whose tag is bad).
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
 	if err != nil {
-		return err
+		return ErrManifestUnknown.WithMessage("invalid manifest reference").WithDetail(map[string]string{"reference": rt.Ref})
 	}
 	d, err := h.resolve(ctx, rt.Name, ref)
 	if err != nil {
@@ -158,10 +163,23 @@ func etagMatch(r *http.Request, d digest.Digest) bool {
 	return false
 }
 
-// putManifest serves PUT /v2/<name>/manifests/<reference>.
+// putManifest serves PUT /v2/<name>/manifests/<reference>[?tag=<tag>...].
+//
+// Pushed by digest, the manifest is stored under that digest, in the
+// algorithm the client chose (sha256, sha384 or sha512), and every response
+// header naming it (Docker-Content-Digest, Location) uses that digest. Each
+// tag query parameter (OCI Distribution Spec 1.1 tag parameters) then points
+// at it, as a PUT by that tag would, and the response lists the tags it set
+// in OCI-Tag, one header value per tag. Pushed by tag, the digest is sha256
+// and tag parameters add further tags. An invalid tag, in the path or in a
+// parameter, is 400 TAG_INVALID before anything is stored.
 func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
+	if err != nil {
+		return err
+	}
+	tags, err := pushTags(ref, r.URL.Query()["tag"])
 	if err != nil {
 		return err
 	}
@@ -197,21 +215,47 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := h.store.PutManifest(ctx, rt.Name, d, content); err != nil {
 		return err
 	}
-	if ref.tag != "" {
-		if err := h.store.Tag(ctx, rt.Name, ref.tag, d); err != nil {
+	for _, tag := range tags {
+		if err := h.store.Tag(ctx, rt.Name, tag, d); err != nil {
 			return err
 		}
 	}
-	h.emitManifest(r, notifications.ActionPush, rt.Name, ref.tag, d, mt, content)
+	if len(tags) == 0 {
+		h.emitManifest(r, notifications.ActionPush, rt.Name, "", d, mt, content)
+	}
+	for _, tag := range tags {
+		h.emitManifest(r, notifications.ActionPush, rt.Name, tag, d, mt, content)
+	}
 	hd := w.Header()
 	hd.Set("Location", h.absURL(r, "/v2/"+rt.Name+"/manifests/"+d.String()))
 	hd.Set("Docker-Content-Digest", d.String())
+	for _, tag := range tags {
+		hd.Add("OCI-Tag", tag)
+	}
 	if m.Subject != nil {
 		hd.Set("OCI-Subject", m.Subject.Digest.String())
 	}
 	hd.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// pushTags lists the tags a manifest PUT sets: the reference when it is a
+// tag, then each tag parameter, without repeats, every one valid.
+func pushTags(ref reference, params []string) ([]string, error) {
+	var tags []string
+	if ref.tag != "" {
+		tags = append(tags, ref.tag)
+	}
+	for _, t := range params {
+		if !storage.ValidTag(t) {
+			return nil, ErrTagInvalid.WithMessage("invalid tag parameter").WithDetail(map[string]string{"tag": t})
+		}
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
 }
 
 // verifyReferences checks that what the manifest references is in the
