@@ -57,6 +57,7 @@ func Implemented() Support {
 			"health.file",
 			"health.http",
 			"health.tcp",
+			"validation.manifests.urls",
 			"validation.manifests.indexes.none",
 			"validation.manifests.indexes.list",
 		},

@@ -605,6 +605,11 @@ type Validation struct {
 	Manifests ManifestValidation `yaml:"manifests,omitempty"`
 }
 
+// On reports whether pushed content is validated: unless disabled is
+// true, or whenever the deprecated enabled is true (it wins over disabled,
+// as in Distribution, which reads enabled first).
+func (v *Validation) On() bool { return v.Enabled || !v.Disabled }
+
 // ManifestValidation configures validation of manifests.
 type ManifestValidation struct {
 	URLs    URLValidation   `yaml:"urls,omitempty"`

@@ -29,7 +29,9 @@
 //     the repository as WithIndexValidation says, the subject need not
 //     exist. Bodies over the size limit get 413 SIZE_INVALID. The stored
 //     bytes decide the Content-Type served back. See getManifest for Accept
-//     negotiation.
+//     negotiation. URLs in descriptors must pass WithURLPolicy; by default
+//     none is allowed, as in Distribution with validation on and no allow
+//     list.
 //   - Deleting a manifest by digest removes the tags pointing at it;
 //     deleting by tag removes only the tag. Blob delete unlinks the blob
 //     from the repository. Content is reclaimed by garbage collection.
@@ -89,6 +91,7 @@ type options struct {
 	deleteEnabled     bool
 	readOnly          func() bool
 	indexValidation   IndexValidation
+	urlPolicy         URLPolicy
 	maxManifestSize   int64
 	catalogMaxEntries int
 	relativeURLs      bool
@@ -144,6 +147,7 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 	h := &handler{
 		options: options{
 			maxManifestSize:   DefaultMaxManifestSize,
+			urlPolicy:         DenyAllURLs,
 			catalogMaxEntries: DefaultCatalogMaxEntries,
 			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		},

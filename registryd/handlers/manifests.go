@@ -8,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,10 +261,12 @@ func pushTags(ref reference, params []string) ([]string, error) {
 }
 
 // verifyReferences checks that what the manifest references is in the
-// repository: config and layers as blobs (a non-distributable layer that
-// carries URLs is fetched from those and need not be pushed), index
-// children as manifests, as the index validation option says. The subject
-// need not exist.
+// repository: config and layers as blobs, index children as manifests, as
+// the index validation option says. The subject need not exist. A
+// descriptor carrying URLs (a foreign or non-distributable layer) must
+// pass the URL policy (WithURLPolicy); a non-distributable layer with URLs
+// is fetched from those by clients and need not be pushed, every other
+// descriptor must be.
 func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.Manifest, mt string) error {
 	if storage.IsIndexMediaType(mt) {
 		for _, c := range m.Manifests {
@@ -280,6 +284,12 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 		return nil
 	}
 	for _, b := range m.References() {
+		for _, u := range b.URLs {
+			if reason := h.urlPolicy.refuse(u); reason != "" {
+				return ErrManifestInvalid.WithMessage("layer URL refused: " + reason).
+					WithDetail(map[string]string{"digest": b.Digest.String(), "url": u})
+			}
+		}
 		if len(b.URLs) > 0 && isNonDistributable(b.MediaType) {
 			continue
 		}
@@ -293,8 +303,40 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 	return nil
 }
 
-func isNonDistributable(mt string) bool {
-	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
+// URLPolicy restricts the URLs descriptors of pushed manifests may carry
+// (validation.manifests.urls). Whatever the policy, a URL must be http or
+// https and carry no fragment, as in Distribution.
+type URLPolicy struct {
+	// Allow, when set, must match every URL; nil allows any.
+	Allow *regexp.Regexp
+	// Deny, when set, must match no URL.
+	Deny *regexp.Regexp
+}
+
+// DenyAllURLs is the policy of a registry that validates manifests and
+// lists no allowed URL: a manifest with URLs is refused, as the
+// configuration reference says. It is the handler's default.
+var DenyAllURLs = URLPolicy{Allow: regexp.MustCompile(`^$`)}
+
+// WithURLPolicy sets which URLs pushed manifests may carry.
+func WithURLPolicy(p URLPolicy) Option { return func(o *options) { o.urlPolicy = p } }
+
+// refuse returns why u is refused, or "".
+func (p URLPolicy) refuse(u string) string {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case pu.Scheme != "http" && pu.Scheme != "https":
+		return "not an http or https URL"
+	case pu.Fragment != "":
+		return "URL has a fragment"
+	case p.Allow != nil && !p.Allow.MatchString(u):
+		return "not allowed by validation.manifests.urls.allow"
+	case p.Deny != nil && p.Deny.MatchString(u):
+		return "denied by validation.manifests.urls.deny"
+	}
+	return ""
 }
 
 func (h *handler) mustExist(c v1.Descriptor) bool {
@@ -338,4 +380,8 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+func isNonDistributable(mt string) bool {
+	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -404,5 +405,71 @@ func TestReadOnly(t *testing.T) {
 	readOnly = false
 	if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/v1"}); rec.Code != 202 {
 		t.Fatalf("write after leaving read-only: %d", rec.Code)
+	}
+}
+
+// TestManifestURLPolicy pushes manifests whose layers carry URLs under
+// each URL policy (validation.manifests.urls).
+func TestManifestURLPolicy(t *testing.T) {
+	const (
+		ndLayer      = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+		foreignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+		plainLayer   = "application/vnd.oci.image.layer.v1.tar+gzip"
+	)
+	allowExample := URLPolicy{Allow: regexp.MustCompile(`^https://([^/]+\.)*example\.com/`)}
+	allowDeny := URLPolicy{Allow: allowExample.Allow, Deny: regexp.MustCompile(`^https://www\.example\.com/`)}
+	tests := map[string]struct {
+		policy     *URLPolicy // nil: the handler's default
+		mediaType  string
+		url        string
+		pushLayer  bool
+		wantCode   int
+		wantErr    string
+		wantDetail string
+	}{
+		"default refuses every URL":       {mediaType: ndLayer, url: "https://cdn.example.com/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "not allowed by validation.manifests.urls.allow"},
+		"allowed, layer not pushed":       {policy: &allowExample, mediaType: ndLayer, url: "https://cdn.example.com/l", wantCode: 201},
+		"allowed docker foreign layer":    {policy: &allowExample, mediaType: foreignLayer, url: "https://example.com/l", wantCode: 201},
+		"not matching allow":              {policy: &allowExample, mediaType: ndLayer, url: "https://example.org/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "not allowed"},
+		"allowed but denied":              {policy: &allowDeny, mediaType: ndLayer, url: "https://www.example.com/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "denied by validation.manifests.urls.deny"},
+		"allowed and not denied":          {policy: &allowDeny, mediaType: ndLayer, url: "https://cdn.example.com/l", wantCode: 201},
+		"validation off allows any https": {policy: &URLPolicy{}, mediaType: ndLayer, url: "https://anywhere.test/l", wantCode: 201},
+		"validation off, not http(s)":     {policy: &URLPolicy{}, mediaType: ndLayer, url: "ftp://anywhere.test/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "not an http or https URL"},
+		"validation off, fragment":        {policy: &URLPolicy{}, mediaType: ndLayer, url: "https://anywhere.test/l#x", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "fragment"},
+		"distributable layer must exist":  {policy: &allowExample, mediaType: plainLayer, url: "https://cdn.example.com/l", wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"distributable layer pushed":      {policy: &allowExample, mediaType: plainLayer, url: "https://cdn.example.com/l", pushLayer: true, wantCode: 201},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var opts []Option
+			if tc.policy != nil {
+				opts = append(opts, WithURLPolicy(*tc.policy))
+			}
+			e := newEnv(t, opts...)
+			cfg := e.pushBlob("app", []byte(`{"architecture":"amd64","os":"linux"}`))
+			layer := []byte("foreign layer " + name)
+			if tc.pushLayer {
+				e.pushBlob("app", layer)
+			}
+			l := descOf(tc.mediaType, layer)
+			m := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": ociManifest,
+				"config": desc{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cfg, Size: 37},
+				"layers": []map[string]any{{"mediaType": l.MediaType, "digest": l.Digest, "size": l.Size, "urls": []string{tc.url}}}})
+			rec := e.do(req{method: "PUT", path: "/v2/app/manifests/v1", body: m, headers: map[string]string{"Content-Type": ociManifest}})
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantCode, rec.Body)
+			}
+			if tc.wantErr != "" && errorCode(t, rec) != tc.wantErr {
+				t.Fatalf("error %q, want %q: %s", errorCode(t, rec), tc.wantErr, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tc.wantDetail) {
+				t.Errorf("body %s does not say %q", rec.Body, tc.wantDetail)
+			}
+			if tc.wantCode == 201 {
+				if got := e.do(req{method: "GET", path: "/v2/app/manifests/v1"}); got.Code != 200 || !bytes.Equal(got.Body.Bytes(), m) {
+					t.Fatalf("GET after push: %d", got.Code)
+				}
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -115,6 +116,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
 		handlers.WithReadOnly(s.gate.ReadOnly),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
+		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),
@@ -237,10 +239,10 @@ func withHeaders(hdr configuration.Header, next http.Handler) http.Handler {
 }
 
 // indexValidation maps validation.manifests.indexes to the handler's option.
-// validation.disabled turns index validation off, as it turns off all
-// manifest validation in Distribution.
+// With validation off (see configuration.Validation.On) index children are
+// not checked, as in Distribution.
 func indexValidation(v *configuration.Validation) handlers.IndexValidation {
-	if v.Disabled {
+	if !v.On() {
 		return handlers.IndexValidation{Mode: handlers.IndexValidateNone}
 	}
 	switch strings.ToLower(v.Manifests.Indexes.Platforms) {
@@ -255,4 +257,36 @@ func indexValidation(v *configuration.Validation) handlers.IndexValidation {
 	default:
 		return handlers.IndexValidation{Mode: handlers.IndexValidateAll}
 	}
+}
+
+// urlPolicy maps validation.manifests.urls to the handler's option, as
+// Distribution reads it: with validation on, URLs must match one of the
+// allow expressions and none of the deny ones, and with neither list set
+// no URL is allowed; with validation off any http(s) URL passes. The
+// expressions compiled when the configuration was validated.
+func urlPolicy(v *configuration.Validation) handlers.URLPolicy {
+	if !v.On() {
+		return handlers.URLPolicy{}
+	}
+	u := v.Manifests.URLs
+	if len(u.Allow) == 0 && len(u.Deny) == 0 {
+		return handlers.DenyAllURLs
+	}
+	var p handlers.URLPolicy
+	if len(u.Allow) > 0 {
+		p.Allow = regexp.MustCompile(anyOf(u.Allow))
+	}
+	if len(u.Deny) > 0 {
+		p.Deny = regexp.MustCompile(anyOf(u.Deny))
+	}
+	return p
+}
+
+// anyOf joins regular expressions into one that matches where any does.
+func anyOf(exprs []string) string {
+	parts := make([]string, len(exprs))
+	for i, e := range exprs {
+		parts[i] = "(?:" + e + ")"
+	}
+	return strings.Join(parts, "|")
 }

@@ -119,10 +119,15 @@ func aboutRefused(tc testcase, refused map[string]bool) bool {
 func TestOCIConformance(t *testing.T) {
 	bin := suite(t)
 	// Sparse indexes (children never pushed) are accepted only where
-	// validation.manifests.indexes.platforms allows them: none here.
+	// validation.manifests.indexes.platforms allows them: none here. The
+	// non-distributable data set's layers carry URLs on store.example.com,
+	// which must be allowed, as in Distribution.
 	reg := testutil.StartRegistry(t, "registryd", testutil.Registryd(t), func(addr string) string {
 		return testutil.FilesystemConfig(t.TempDir(), addr) + `validation:
   manifests:
+    urls:
+      allow:
+        - ^https://store\.example\.com/
     indexes:
       platforms: none
 `
