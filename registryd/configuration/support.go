@@ -42,6 +42,7 @@ func Implemented() Support {
 			"storage.maintenance.readonly",
 			"storage.maintenance.uploadpurging",
 			"storage.redirect",
+			"storage.tag",
 			"http.net.unix",
 			"http.headers",
 			"http.tls",

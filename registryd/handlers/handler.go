@@ -99,6 +99,7 @@ type options struct {
 	hostRoot          string // http.host without a trailing slash, or ""
 	logger            *slog.Logger
 	events            eventConfig // WithEventSink (events.go)
+	storeOpts         []storage.Option
 }
 
 // Option configures the handler built by New.
@@ -129,6 +130,12 @@ func WithCatalogMaxEntries(n int) Option { return func(o *options) { o.catalogMa
 // (honouring X-Forwarded-Proto and X-Forwarded-Host), as Distribution does.
 func WithRelativeURLs(relative bool) Option { return func(o *options) { o.relativeURLs = relative } }
 
+// WithStorageOptions configures the storage layer the handler serves from
+// (storage.WithTagConcurrency, the blob descriptor cache, ...).
+func WithStorageOptions(opts ...storage.Option) Option {
+	return func(o *options) { o.storeOpts = append(o.storeOpts, opts...) }
+}
+
 // WithLogger sets the logger for unexpected errors.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -151,11 +158,11 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 			catalogMaxEntries: DefaultCatalogMaxEntries,
 			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		},
-		store: storage.New(drv),
 	}
 	for _, o := range opts {
 		o(&h.options)
 	}
+	h.store = storage.New(drv, h.storeOpts...)
 	h.routes = map[routes.Kind]map[string]handlerFunc{
 		routes.Base:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
 		routes.Catalog:     {http.MethodGet: h.catalog},

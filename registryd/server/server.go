@@ -26,6 +26,7 @@ import (
 
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
@@ -117,6 +118,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithReadOnly(s.gate.ReadOnly),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
+		handlers.WithStorageOptions(storage.WithTagConcurrency(cfg.Storage.Tag.ConcurrencyLimit)),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),

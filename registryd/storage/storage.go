@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -82,10 +83,29 @@ type Descriptor struct {
 // concurrent use as far as the driver is.
 type Store struct {
 	driver driver.StorageDriver
+	// tagConcurrency bounds the tag lookups TagsFor runs at once.
+	tagConcurrency int
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithTagConcurrency bounds how many tags TagsFor (the lookup behind a
+// manifest delete) reads at once (storage.tag.concurrencylimit); 0 or less
+// means GOMAXPROCS, as in Distribution.
+func WithTagConcurrency(n int) Option { return func(s *Store) { s.tagConcurrency = n } }
+
 // New returns a Store over d.
-func New(d driver.StorageDriver) *Store { return &Store{driver: d} }
+func New(d driver.StorageDriver, opts ...Option) *Store {
+	s := &Store{driver: d}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.tagConcurrency <= 0 {
+		s.tagConcurrency = runtime.GOMAXPROCS(0)
+	}
+	return s
+}
 
 // Driver returns the underlying driver.
 func (s *Store) Driver() driver.StorageDriver { return s.driver }
