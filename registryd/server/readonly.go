@@ -52,6 +52,10 @@ type writeGate struct {
 	want      atomic.Bool // the configured mode
 	effective atomic.Bool // reported: configured and drained
 	seq       atomic.Uint64
+
+	// OnWritable are called after every switch from read-only to
+	// read-write, in order. Set them before the gate is used.
+	OnWritable []func()
 }
 
 func newWriteGate(readOnly bool) *writeGate {
@@ -62,12 +66,18 @@ func newWriteGate(readOnly bool) *writeGate {
 }
 
 // Set switches the mode. Switching to read-only reports it once the
-// writes admitted before have finished.
+// writes admitted before have finished; switching to read-write calls
+// OnWritable.
 func (g *writeGate) Set(readOnly bool) {
 	n := g.seq.Add(1)
-	g.want.Store(readOnly)
+	was := g.want.Swap(readOnly)
 	if !readOnly {
 		g.effective.Store(false)
+		if was {
+			for _, f := range g.OnWritable {
+				f()
+			}
+		}
 		return
 	}
 	go func() {
