@@ -20,6 +20,9 @@ import (
 type Registry struct {
 	Name string // for messages
 	Addr string // host:port
+	// ConfigPath is the config.yml the process was started with; registryd
+	// applies live keys (read-only mode, log level) when it changes.
+	ConfigPath string
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
@@ -53,7 +56,7 @@ func StartRegistry(t testing.TB, name, bin string, config func(addr string) stri
 	if err := os.WriteFile(cfgPath, []byte(config(addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &Registry{Name: name, Addr: addr, done: make(chan struct{}), log: &lockedBuffer{}}
+	r := &Registry{Name: name, Addr: addr, ConfigPath: cfgPath, done: make(chan struct{}), log: &lockedBuffer{}}
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout = r.log
 	r.cmd.Stderr = r.log

@@ -142,6 +142,18 @@ func TestParseErrors(t *testing.T) {
 			yaml: minimal + "auth:\n  token: {realm: r, service: s, issuer: i, jwks: /j, signingalgorithms: [RS256, none]}\n",
 			want: []string{`auth.token.signingalgorithms[1]: "none" is not one of EdDSA`},
 		},
+		"no effect: blobdescriptorsize without the inmemory cache": {
+			yaml: minimal + "  cache:\n    blobdescriptor: redis\n    blobdescriptorsize: 10\nredis:\n  addrs: [r:6379]\n",
+			want: []string{"storage.cache.blobdescriptorsize: has no effect: it bounds only the inmemory blob descriptor cache"},
+		},
+		"no effect: blobdescriptorsize without a cache": {
+			yaml: minimal + "  cache:\n    blobdescriptorsize: 10\n",
+			want: []string{"storage.cache.blobdescriptorsize: has no effect"},
+		},
+		"no effect: redis without the redis cache": {
+			yaml: minimal + "  cache:\n    blobdescriptor: inmemory\nredis:\n  addrs: [r:6379]\n",
+			want: []string{"redis: has no effect: only the redis blob descriptor cache uses it"},
+		},
 		"enum: index platforms": {
 			yaml: minimal + "validation:\n  manifests:\n    indexes:\n      platforms: some\n",
 			want: []string{`validation.manifests.indexes.platforms: "some" is not one of all, none, list`},

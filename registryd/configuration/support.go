@@ -39,6 +39,8 @@ func Implemented() Support {
 			"log.formatter.json",
 			"log.formatter.logstash",
 			"storage.delete",
+			"storage.cache.blobdescriptor.inmemory",
+			"storage.cache.blobdescriptor.redis",
 			"storage.maintenance.readonly",
 			"storage.maintenance.uploadpurging",
 			"storage.redirect",

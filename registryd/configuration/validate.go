@@ -222,6 +222,15 @@ func (v *validator) storage(c *Configuration) {
 	if cache.Kind() == CacheRedis && (c.Redis == nil || len(c.Redis.Addrs) == 0) {
 		v.add("storage.cache.blobdescriptor", "redis needs redis.addrs")
 	}
+	// Keys that would have no effect: registryd refuses them rather than
+	// accept and ignore them (Distribution ignores them, with a warning for
+	// the size).
+	if cache.BlobDescriptorSize != nil && cache.Kind() != CacheInMemory {
+		v.add("storage.cache.blobdescriptorsize", "has no effect: it bounds only the inmemory blob descriptor cache (storage.cache.blobdescriptor: inmemory)")
+	}
+	if c.Redis != nil && cache.Kind() != CacheRedis {
+		v.add("redis", "has no effect: only the redis blob descriptor cache uses it (storage.cache.blobdescriptor: redis)")
+	}
 	if up := s.Maintenance.UploadPurging; up != nil {
 		v.duration("storage.maintenance.uploadpurging.age", up.Age)
 		v.duration("storage.maintenance.uploadpurging.interval", up.Interval)

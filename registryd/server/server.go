@@ -90,6 +90,17 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: o.Logger, driver: drv, gate: newWriteGate(cfg.Storage.Maintenance.ReadOnly.Enabled)}
+	storeOpts := []storage.Option{storage.WithTagConcurrency(cfg.Storage.Tag.ConcurrencyLimit)}
+	bdc, closeCache, err := newBlobDescriptorCache(cfg, s.gate, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if bdc != nil {
+		storeOpts = append(storeOpts, storage.WithBlobDescriptorCache(bdc))
+	}
+	if closeCache != nil {
+		s.background = append(s.background, closeCache)
+	}
 	s.secret = httpSecret(cfg, o.Logger)
 	if cfg.HTTP.TLS != nil {
 		conf, certs, err := newTLSConfig(cfg.HTTP.TLS, !cfg.HTTP.HTTP2.Disabled, o.Logger)
@@ -118,7 +129,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithReadOnly(s.gate.ReadOnly),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
-		handlers.WithStorageOptions(storage.WithTagConcurrency(cfg.Storage.Tag.ConcurrencyLimit)),
+		handlers.WithStorageOptions(storeOpts...),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),
