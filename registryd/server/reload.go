@@ -36,9 +36,9 @@ import (
 //     applied, so the operator can tell that a replica has not taken an
 //     update.
 //
-// The htpasswd file and the TLS certificate and key are watched by their
-// own reloaders (auth.Htpasswd, certReloader), whatever the configuration
-// file does; their paths are restart keys.
+// The htpasswd file, the TLS certificate and key and the TLS client CAs are
+// watched by their own reloaders (auth.Htpasswd, certReloader), whatever
+// the configuration file does; their paths are restart keys.
 type configReloader struct {
 	path    string
 	started *configuration.Configuration

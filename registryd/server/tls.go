@@ -15,13 +15,14 @@ import (
 	"github.com/berth-dev/berth/registryd/internal/filewatch"
 )
 
-// TLS (http.tls). The certificate and key are read at start and again
-// whenever either file changes on disk (a Secret update, cert-manager
-// renewal): tls.Config.GetCertificate hands every new handshake the pair
-// loaded last, so established connections keep theirs and nothing is
-// dropped. A pair that fails to load (a half-written update) is logged and
-// the previous pair stays in use. The client CAs, minimum version and
-// cipher suites are read once; changing them needs a restart.
+// TLS (http.tls). The certificate and key, and the client CAs, are read at
+// start and again whenever one of their files changes on disk (a Secret
+// update, cert-manager renewal, a rotated client CA): every new handshake
+// gets the pair and the CA pool loaded last, so established connections
+// keep theirs and nothing is dropped. Files that fail to load (a
+// half-written update) are logged and what was loaded before stays in use.
+// The minimum version, cipher suites and client auth mode are read once;
+// changing them needs a restart.
 //
 // Defaults follow Distribution: TLS 1.2 minimum, Go's default cipher suites,
 // and with clientcas set, require-and-verify-client-cert. The TLS 1.3
@@ -43,24 +44,36 @@ var clientAuthModes = map[string]tls.ClientAuthType{
 	"require-and-verify-client-cert": tls.RequireAndVerifyClientCert,
 }
 
-// certReloader serves the certificate pair last loaded from disk.
+// certReloader serves the certificate pair and the client CA pool last
+// loaded from disk.
 type certReloader struct {
 	certFile, keyFile string
+	caFiles           []string
 	log               *slog.Logger
 	cert              atomic.Pointer[tls.Certificate]
-	watch             *filewatch.Watcher
+	// base is the server's configuration without client CAs; conf is a
+	// copy with the client CA pool last loaded, which every handshake uses
+	// (GetConfigForClient); nil without client CAs.
+	base  *tls.Config
+	conf  atomic.Pointer[tls.Config]
+	cas   [][]byte // the CA files' content last loaded
+	watch *filewatch.Watcher
 }
 
-func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
+func newCertReloader(certFile, keyFile string, caFiles []string, base *tls.Config, log *slog.Logger) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile, caFiles: caFiles, base: base, log: log}
+	base.GetCertificate = c.getCertificate
+	if err := c.loadCAs(); err != nil {
+		return nil, err
+	}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("http.tls.certificate: %w", err)
 	}
-	w, err := filewatch.New(certFile, keyFile)
+	w, err := filewatch.New(append([]string{certFile, keyFile}, caFiles...)...)
 	if err != nil {
 		return nil, fmt.Errorf("http.tls.certificate: %w", err)
 	}
-	w.OnError(func(err error) { log.Warn("Watching the TLS certificate", "error", err) })
+	w.OnError(func(err error) { log.Warn("Watching the TLS files", "error", err) })
 	c.watch = w
 	return c, nil
 }
@@ -82,15 +95,51 @@ func (c *certReloader) load() error {
 	return nil
 }
 
+// loadCAs reads http.tls.clientcas into a new per-handshake configuration
+// when their content changed.
+func (c *certReloader) loadCAs() error {
+	if len(c.caFiles) == 0 {
+		return nil
+	}
+	pems := make([][]byte, len(c.caFiles))
+	pool := x509.NewCertPool()
+	for i, path := range c.caFiles {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("http.tls.clientcas[%d]: %w", i, err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("http.tls.clientcas[%d]: no PEM certificates in %s", i, path)
+		}
+		pems[i] = pem
+	}
+	if c.conf.Load() != nil && slices.EqualFunc(c.cas, pems, slices.Equal) {
+		return nil
+	}
+	conf := c.base.Clone()
+	conf.ClientCAs = pool
+	c.conf.Store(conf)
+	c.cas = pems
+	c.log.Info("Loaded TLS client CAs", "clientcas", strings.Join(c.caFiles, ","))
+	return nil
+}
+
 func (c *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.cert.Load(), nil
 }
 
-// Run reloads the pair whenever its files change until ctx ends.
+func (c *certReloader) getConfigForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return c.conf.Load(), nil
+}
+
+// Run reloads the files whenever they change until ctx ends.
 func (c *certReloader) Run(ctx context.Context) {
 	c.watch.Run(ctx, func() {
 		if err := c.load(); err != nil {
 			c.log.Error("Reloading the TLS certificate failed; serving the previous one", "certificate", c.certFile, "key", c.keyFile, "error", err)
+		}
+		if err := c.loadCAs(); err != nil {
+			c.log.Error("Reloading the TLS client CAs failed; verifying with the previous ones", "error", err)
 		}
 	})
 }
@@ -122,17 +171,6 @@ func newTLSConfig(t *configuration.TLS, http2 bool, log *slog.Logger) (*tls.Conf
 		}
 	}
 	if len(t.ClientCAs) > 0 {
-		pool := x509.NewCertPool()
-		for i, path := range t.ClientCAs {
-			pem, err := os.ReadFile(path)
-			if err != nil {
-				return nil, nil, fmt.Errorf("http.tls.clientcas[%d]: %w", i, err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, nil, fmt.Errorf("http.tls.clientcas[%d]: no PEM certificates in %s", i, path)
-			}
-		}
-		conf.ClientCAs = pool
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 		if t.ClientAuth != "" {
 			mode, ok := clientAuthModes[strings.ToLower(t.ClientAuth)]
@@ -142,11 +180,22 @@ func newTLSConfig(t *configuration.TLS, http2 bool, log *slog.Logger) (*tls.Conf
 			conf.ClientAuth = mode
 		}
 	}
-	rl, err := newCertReloader(t.Certificate, t.Key, log)
+	// The configuration a handshake uses may come from
+	// GetConfigForClient, which net/http does not fill in: name the
+	// application protocols here.
+	conf.NextProtos = []string{"http/1.1"}
+	if http2 {
+		conf.NextProtos = []string{"h2", "http/1.1"}
+	}
+	base := conf.Clone()
+	rl, err := newCertReloader(t.Certificate, t.Key, t.ClientCAs, base, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	conf.GetCertificate = rl.getCertificate
+	if len(t.ClientCAs) > 0 {
+		conf.GetConfigForClient = rl.getConfigForClient
+	}
 	return conf, rl, nil
 }
 
