@@ -66,7 +66,8 @@
 // certificate and key unless letsencrypt is used; the notification
 // endpoint's headers, timeout, threshold and backoff, and uploadpurging's
 // four keys, have documented defaults and are not enforced). http.addr is
-// not required (socket activation; the daemon picks its default).
+// not required here: without it the daemon must be socket-activated
+// (LISTEN_FDS), and refuses to start otherwise.
 //
 // # Environment overrides
 //

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -159,8 +160,18 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 // Handler is the server's complete HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Listen opens the listener http.addr and http.net describe.
+// Listen opens the listener http.addr and http.net describe, or takes the
+// socket a service manager passed (socket activation): when LISTEN_PID is
+// this process and LISTEN_FDS is 1, file descriptor 3 is the listener and
+// http.addr and http.net are not used, as the reference says. Without
+// http.addr registryd must be socket-activated.
 func (s *Server) Listen() (net.Listener, error) {
+	if l, ok, err := activatedListener(); ok || err != nil {
+		return l, err
+	}
+	if s.cfg.HTTP.Addr == "" {
+		return nil, errors.New("http.addr: not set, and registryd was not socket-activated (LISTEN_FDS); set http.addr, such as :5000")
+	}
 	network := s.cfg.HTTP.Net
 	if network == "" {
 		network = "tcp"
@@ -227,6 +238,33 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return serr
 	}
 	return err
+}
+
+// activatedListener returns the socket passed by socket activation
+// (sd_listen_fds: LISTEN_PID names this process, LISTEN_FDS counts the
+// sockets from file descriptor 3 on); ok is false when there is none. The
+// variables are unset so children do not take them for theirs.
+func activatedListener() (l net.Listener, ok bool, err error) {
+	fds, pid := os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_PID")
+	if fds == "" || pid != strconv.Itoa(os.Getpid()) {
+		return nil, false, nil
+	}
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDNAMES")
+	switch n, err := strconv.Atoi(fds); {
+	case err != nil || n < 1:
+		return nil, true, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a number of sockets", fds)
+	case n > 1:
+		return nil, true, fmt.Errorf("socket activation: %d sockets passed, registryd serves one", n)
+	}
+	f := os.NewFile(3, "activated-socket")
+	defer f.Close()
+	l, err = net.FileListener(f)
+	if err != nil {
+		return nil, true, fmt.Errorf("socket activation: file descriptor 3: %w", err)
+	}
+	return l, true, nil
 }
 
 // protocols are the HTTP versions served: HTTP/1.1, HTTP/2 over TLS unless
