@@ -101,7 +101,7 @@ func TestReferenceExampleFields(t *testing.T) {
 		"redis connmaxidletime": {c.Redis.ConnMaxIdleTime, 300 * time.Second},
 		"redis clientcas":       {c.Redis.TLS.ClientCAs, []string{"/path/to/ca.pem"}},
 		"health http status":    {c.Health.HTTP[0].StatusCode, 200},
-		"proxy ttl":             {*c.Proxy.TTL, 168 * time.Hour},
+		"proxy ttl":             {*mustParse(t, "testdata/proxy.yaml", nil).Proxy.TTL, 168 * time.Hour},
 		"platforms":             {c.Validation.Manifests.Indexes.Platforms, "List"},
 		"log fields":            {c.Log.Fields["environment"], "staging"},
 		"deprecated loglevel":   {c.Loglevel, Loglevel("debug")},

@@ -154,6 +154,14 @@ func TestParseErrors(t *testing.T) {
 			yaml: minimal + "  cache:\n    blobdescriptor: inmemory\nredis:\n  addrs: [r:6379]\n",
 			want: []string{"redis: has no effect: only the redis blob descriptor cache uses it"},
 		},
+		"no effect: delete on a pull-through cache": {
+			yaml: minimal + "  delete: {enabled: true}\nproxy: {remoteurl: https://r.example.com}\n",
+			want: []string{"storage.delete.enabled: has no effect: a pull-through cache (proxy) refuses deletes"},
+		},
+		"no effect: validation on a pull-through cache": {
+			yaml: minimal + "proxy: {remoteurl: https://r.example.com}\nvalidation: {manifests: {indexes: {platforms: none}}}\n",
+			want: []string{"validation: has no effect: a pull-through cache (proxy) refuses pushes"},
+		},
 		"enum: index platforms": {
 			yaml: minimal + "validation:\n  manifests:\n    indexes:\n      platforms: some\n",
 			want: []string{`validation.manifests.indexes.platforms: "some" is not one of all, none, list`},

@@ -60,6 +60,8 @@ func Implemented() Support {
 			"health.file",
 			"health.http",
 			"health.tcp",
+			"proxy",
+			"proxy.exec",
 			"validation.manifests.urls",
 			"validation.manifests.indexes.none",
 			"validation.manifests.indexes.list",

@@ -587,11 +587,13 @@ type Proxy struct {
 	Exec *ProxyExec `yaml:"exec,omitempty"`
 }
 
-// ProxyExec runs a credential helper for the upstream registry.
+// ProxyExec runs a Docker credential helper for the upstream registry:
+// `<command> get` with the upstream host on stdin.
 type ProxyExec struct {
 	Command string `yaml:"command,omitempty"`
-	// Lifetime is how long the helper's credentials are reused; nil means
-	// they are fetched for every upstream request.
+	// Lifetime is how long the helper's credentials are reused: nil means
+	// the helper runs once, 0 that it runs whenever upstream asks for
+	// credentials, as in Distribution.
 	Lifetime *time.Duration `yaml:"lifetime,omitempty"`
 }
 

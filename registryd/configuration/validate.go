@@ -2,6 +2,7 @@ package configuration
 
 import (
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -116,7 +117,7 @@ func (c *Configuration) Validate() error {
 	v.notifications(&c.Notifications)
 	v.redis(c.Redis)
 	v.health(&c.Health)
-	v.proxy(c.Proxy)
+	v.proxy(c)
 	v.validation(&c.Validation)
 	return v.errs.err()
 }
@@ -373,9 +374,18 @@ func (v *validator) health(h *Health) {
 	}
 }
 
-func (v *validator) proxy(p *Proxy) {
+func (v *validator) proxy(c *Configuration) {
+	p := c.Proxy
 	if p == nil {
 		return
+	}
+	// A pull-through cache refuses pushes and deletes: what only governs
+	// them would have no effect.
+	if c.Storage.Delete.Enabled {
+		v.add("storage.delete.enabled", "has no effect: a pull-through cache (proxy) refuses deletes")
+	}
+	if val := c.Validation; val.Disabled || val.Enabled || !reflect.DeepEqual(val.Manifests, ManifestValidation{}) {
+		v.add("validation", "has no effect: a pull-through cache (proxy) refuses pushes, which is what validation checks")
 	}
 	v.required("proxy.remoteurl", p.RemoteURL)
 	v.url("proxy.remoteurl", p.RemoteURL)

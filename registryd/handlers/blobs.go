@@ -22,8 +22,18 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	if err != nil {
 		return err
 	}
-	desc, err := h.store.StatBlob(r.Context(), rt.Name, d)
-	if err != nil {
+	var desc storage.Descriptor
+	if h.pullThrough != nil {
+		var local bool
+		if desc, local, err = h.pullThrough.StatBlob(r.Context(), rt.Name, d); err != nil {
+			return err
+		}
+		if !local {
+			h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
+			h.serveUpstreamBlob(w, r, rt.Name, desc)
+			return nil
+		}
+	} else if desc, err = h.store.StatBlob(r.Context(), rt.Name, d); err != nil {
 		return err
 	}
 	h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
@@ -290,3 +300,5 @@ func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

@@ -37,6 +37,9 @@
 //     from the repository. Content is reclaimed by garbage collection.
 //   - While WithReadOnly's function returns true, every POST, PUT, PATCH and
 //     DELETE gets 405 UNSUPPORTED; reads are unaffected.
+//   - With WithPullThrough the registry is a pull-through cache: reads of
+//     content it lacks go upstream, writes get 405 UNSUPPORTED (see
+//     PullThrough).
 //   - Referrers are computed on each request by reading the repository's
 //     manifests (see storage.Store.Referrers); the artifactType filter is
 //     applied server side and announced with OCI-Filters-Applied.
@@ -100,6 +103,7 @@ type options struct {
 	logger            *slog.Logger
 	events            eventConfig // WithEventSink (events.go)
 	storeOpts         []storage.Option
+	pullThrough       PullThrough
 }
 
 // Option configures the handler built by New.
@@ -208,6 +212,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.Name != "" && !storage.ValidName(rt.Name) {
 		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
+		return
+	}
+	if isWrite(r.Method) && h.pullThrough != nil {
+		writeError(w, r, errPullThroughWrite)
 		return
 	}
 	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {

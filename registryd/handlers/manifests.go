@@ -46,6 +46,9 @@ func (h *handler) resolve(ctx context.Context, name string, ref reference) (dige
 	if ref.digest != "" {
 		return ref.digest, nil
 	}
+	if h.pullThrough != nil {
+		return h.pullThrough.ResolveTag(ctx, name, ref.tag)
+	}
 	return h.store.ResolveTag(ctx, name, ref.tag)
 }
 
@@ -96,7 +99,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err != nil {
 		return err
 	}
-	content, err := h.store.GetManifest(ctx, rt.Name, d)
+	content, err := h.manifestContent(ctx, rt.Name, d)
 	if err != nil {
 		return err
 	}
@@ -116,7 +119,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			if child == "" {
 				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
-			if content, err = h.store.GetManifest(ctx, rt.Name, child); err != nil {
+			if content, err = h.manifestContent(ctx, rt.Name, child); err != nil {
 				return err
 			}
 			if _, mt, err = storage.ParseManifest(content, ""); err != nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/proxy"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -125,7 +126,11 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	}
 	s.ops, s.driver = ops, drv
 	s.background = append(s.background, ops.run)
-	var h http.Handler = handlers.New(drv,
+	handlerOpts, err := s.pullThrough(drv, storeOpts)
+	if err != nil {
+		return nil, err
+	}
+	var h http.Handler = handlers.New(drv, append(handlerOpts,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
 		handlers.WithReadOnly(s.gate.ReadOnly),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
@@ -136,7 +141,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithHost(httpHost(&cfg.HTTP)),
 		handlers.WithLogger(o.Logger),
 		handlers.WithEventSink(ops.events()),
-	)
+	)...)
 	h = s.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
 	if err != nil {
@@ -155,6 +160,36 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	}
 	s.handler = h
 	return s, nil
+}
+
+// pullThrough makes the handler a pull-through cache (proxy) over its own
+// store of drv when the proxy section is set: proxy.ttl defaults to 168h,
+// nothing is stored while read-only. See package proxy.
+func (s *Server) pullThrough(drv driver.StorageDriver, storeOpts []storage.Option) ([]handlers.Option, error) {
+	p := s.cfg.Proxy
+	if p == nil {
+		return nil, nil
+	}
+	auth, err := proxy.Authenticator(p)
+	if err != nil {
+		return nil, err
+	}
+	ttl := configuration.DefaultProxyTTL
+	if p.TTL != nil {
+		ttl = *p.TTL
+	}
+	c, err := proxy.New(storage.New(drv, storeOpts...), proxy.Options{
+		RemoteURL: p.RemoteURL,
+		Auth:      auth,
+		TTL:       ttl,
+		ReadOnly:  s.gate.ReadOnly,
+		Logger:    s.log.With("component", "proxy"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("Pull-through cache", "remoteurl", p.RemoteURL, "ttl", ttl.String(), "auth", p.Exec != nil || p.Username != "")
+	return []handlers.Option{handlers.WithPullThrough(c)}, nil
 }
 
 // Handler is the server's complete HTTP handler.
