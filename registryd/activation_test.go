@@ -98,3 +98,37 @@ func TestServeRefusesNoAddressWithoutActivation(t *testing.T) {
 		t.Errorf("stderr does not explain:\n%s", stderr.String())
 	}
 }
+
+// TestFatalLevelIsMailed: when registryd serve stops on an error after its
+// logger exists (here: its port is taken), the failure is logged at the
+// fatal level, and a mail hook for fatal delivers it before the process
+// exits.
+func TestFatalLevelIsMailed(t *testing.T) {
+	box := testutil.Mailbox(t, nil, "", "")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	yml := "version: 0.1\nstorage: {inmemory: {}}\nhttp: {addr: \"" + taken.Addr().String() + "\"}\n" +
+		"log:\n  hooks:\n    - type: mail\n      levels: [fatal]\n      options:\n        smtp: {addr: \"" + box.Addr + "\"}\n" +
+		"        from: registry@example.com\n        to: [ops@example.com]\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"serve", cfg}, &stdout, &stderr); code == 0 {
+		t.Fatalf("registryd serve exited 0 on a taken port:\n%s", stderr.String())
+	}
+	// run returned: the hook's queue was delivered before.
+	got := box.Received()
+	if len(got) != 1 || !strings.Contains(got[0].Data, "Subject: [fatal] 127.0.0.1: registryd stopped") || !strings.Contains(got[0].Data, "address already in use") {
+		t.Fatalf("received %+v\nstderr:\n%s", got, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "level=FATAL") {
+		t.Errorf("stderr lacks the fatal line:\n%s", stderr.String())
+	}
+}

@@ -99,10 +99,15 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 			"set storage.maintenance.readonly.enabled: true on every registry serving it first, " +
 			"or pass --allow-writable when no registry serves this storage")
 	}
-	logger, err := server.NewLogger(cfg, stderr)
+	logger, closeHooks, err := server.NewLogging(cfg, stderr, new(slog.LevelVar))
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		drainCtx, cancel := context.WithTimeout(context.Background(), server.HookDrain)
+		defer cancel()
+		_ = closeHooks(drainCtx)
+	}()
 	if f.quiet {
 		logger = slog.New(minLevel{Handler: logger.Handler(), level: slog.LevelWarn})
 	}

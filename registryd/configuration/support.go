@@ -36,6 +36,7 @@ func Implemented() Support {
 	return Support{
 		StorageDrivers: []string{DriverFilesystem, DriverInMemory},
 		Features: []string{
+			"log.hooks",
 			"log.formatter.json",
 			"log.formatter.logstash",
 			"storage.delete",

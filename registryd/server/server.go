@@ -158,7 +158,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if !cfg.Log.AccessLog.Disabled {
 		h = accessLog(o.AccessLog, h)
 	}
-	s.handler = h
+	s.handler = recoverPanics(o.Logger, h)
 	return s, nil
 }
 
