@@ -75,7 +75,8 @@ test: manifests generate vet helm kustomize ## Run every unit, driver, compatibi
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
 	redis="$$(hack/install-redis.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" REDIS_SERVER="$$redis" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
+	pebble="$$(hack/install-pebble.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.

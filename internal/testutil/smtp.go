@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"sync"
 	"testing"
@@ -84,6 +85,7 @@ func Mailbox(t testing.TB, cert *tls.Certificate, user, password string) *SMTPSe
 	}))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}

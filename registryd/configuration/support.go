@@ -50,6 +50,7 @@ func Implemented() Support {
 			"http.headers",
 			"http.tls",
 			"http.tls.clientcas",
+			"http.tls.letsencrypt",
 			"http.h2c",
 			"http.debug",
 			"http.debug.prometheus",

@@ -130,13 +130,14 @@ func TestTLSConfigErrors(t *testing.T) {
 		tls  configuration.TLS
 		want string
 	}{
-		"unknown cipher suite":         {tls: configuration.TLS{CipherSuites: []string{"TLS_AES_128_GCM_SHA256", "TLS_MADE_UP"}}, want: "http.tls.ciphersuites[1]"},
-		"no cipher suite HTTP/2 needs": {tls: configuration.TLS{CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, Certificate: cert, Key: key}, want: "http.tls.ciphersuites: HTTP/2 needs"},
-		"letsencrypt":                  {tls: configuration.TLS{LetsEncrypt: &configuration.LetsEncrypt{}}, want: "http.tls.letsencrypt: not supported"},
-		"missing certificate":          {tls: configuration.TLS{Certificate: filepath.Join(dir, "nope.crt"), Key: filepath.Join(dir, "nope.key")}, want: "http.tls.certificate"},
-		"missing client CA":            {tls: configuration.TLS{ClientCAs: []string{caFile, filepath.Join(dir, "nope.pem")}}, want: "http.tls.clientcas[1]"},
-		"unknown minimum":              {tls: configuration.TLS{MinimumTLS: "ssl3"}, want: "http.tls.minimumtls"},
-		"unknown client auth":          {tls: configuration.TLS{ClientCAs: []string{caFile}, ClientAuth: "maybe"}, want: "http.tls.clientauth"},
+		"unknown cipher suite":          {tls: configuration.TLS{CipherSuites: []string{"TLS_AES_128_GCM_SHA256", "TLS_MADE_UP"}}, want: "http.tls.ciphersuites[1]"},
+		"no cipher suite HTTP/2 needs":  {tls: configuration.TLS{CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, Certificate: cert, Key: key}, want: "http.tls.ciphersuites: HTTP/2 needs"},
+		"letsencrypt without hosts":     {tls: configuration.TLS{LetsEncrypt: &configuration.LetsEncrypt{CacheFile: dir}}, want: "http.tls.letsencrypt.hosts: required"},
+		"letsencrypt and a certificate": {tls: configuration.TLS{Certificate: cert, Key: key, LetsEncrypt: &configuration.LetsEncrypt{CacheFile: dir, Hosts: []string{"r.example.com"}}}, want: "http.tls.letsencrypt: cannot be used with http.tls.certificate"},
+		"missing certificate":           {tls: configuration.TLS{Certificate: filepath.Join(dir, "nope.crt"), Key: filepath.Join(dir, "nope.key")}, want: "http.tls.certificate"},
+		"missing client CA":             {tls: configuration.TLS{ClientCAs: []string{caFile, filepath.Join(dir, "nope.pem")}}, want: "http.tls.clientcas[1]"},
+		"unknown minimum":               {tls: configuration.TLS{MinimumTLS: "ssl3"}, want: "http.tls.minimumtls"},
+		"unknown client auth":           {tls: configuration.TLS{ClientCAs: []string{caFile}, ClientAuth: "maybe"}, want: "http.tls.clientauth"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
