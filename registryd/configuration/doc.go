@@ -69,6 +69,23 @@
 // not required here: without it the daemon must be socket-activated
 // (LISTEN_FDS), and refuses to start otherwise.
 //
+// # Keys without effect
+//
+// A key that would change nothing given the rest of the configuration is
+// an error, naming the key and why, where Distribution accepts and ignores
+// it: blobdescriptorsize without the inmemory cache, a redis section without
+// the redis cache, redis keys the chosen go-redis client does not read
+// (cluster keys on one address, db on a cluster, sentinel keys without
+// mastername), http.http2.disabled without TLS, http.tls.clientauth without
+// clientcas, notifications.events.includereferences without endpoints,
+// storage.redirect.disable on a driver that never redirects, and on a
+// pull-through cache (proxy), which refuses pushes and deletes,
+// storage.delete.enabled and the validation section. Keys under an
+// explicit off switch (disabled: true of a hook, endpoint or middleware,
+// enabled: false of upload purging or a health check) are not errors: the
+// switch is their effect. docs/configuration.md lists every key and its
+// state.
+//
 // # Environment overrides
 //
 // REGISTRY_<SECTION>_<KEY>... overrides a key, one "_" per nesting level, as

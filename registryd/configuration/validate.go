@@ -237,6 +237,9 @@ func (v *validator) storage(c *Configuration) {
 		v.duration("storage.maintenance.uploadpurging.interval", up.Interval)
 	}
 	v.nonNegative("storage.tag.concurrencylimit", int64(s.Tag.ConcurrencyLimit))
+	if s.Redirect.Disable && (s.Filesystem != nil || s.InMemory != nil) {
+		v.add("storage.redirect.disable", "has no effect: the %s driver never redirects clients", s.Driver())
+	}
 }
 
 func (v *validator) auth(a *Auth) {
@@ -279,6 +282,12 @@ func (v *validator) middleware(m *Middleware) {
 
 func (v *validator) http(h *HTTP) {
 	v.enum("http.net", h.Net, HTTPNetworks)
+	if h.HTTP2.Disabled && h.TLS == nil {
+		v.add("http.http2.disabled", "has no effect without http.tls: HTTP/2 is offered only over TLS (http.h2c is HTTP/2 in clear)")
+	}
+	if t := h.TLS; t != nil && t.ClientAuth != "" && len(t.ClientCAs) == 0 {
+		v.add("http.tls.clientauth", "has no effect without http.tls.clientcas")
+	}
 	if h.Prefix != "" && (!strings.HasPrefix(h.Prefix, "/") || !strings.HasSuffix(h.Prefix, "/")) {
 		v.add("http.prefix", "%q must start and end with /", h.Prefix)
 	}
@@ -309,6 +318,9 @@ func (v *validator) http(h *HTTP) {
 }
 
 func (v *validator) notifications(n *Notifications) {
+	if n.Events.IncludeReferences && len(n.Endpoints) == 0 {
+		v.add("notifications.events.includereferences", "has no effect without notifications.endpoints")
+	}
 	for i, e := range n.Endpoints {
 		p := indexPath("notifications.endpoints", i)
 		v.required(p+".name", e.Name)
@@ -342,6 +354,34 @@ func (v *validator) redis(r *Redis) {
 		v.required("redis.tls.certificate", r.TLS.Certificate)
 		v.required("redis.tls.key", r.TLS.Key)
 	}
+	if r.Protocol != 0 && r.Protocol != 2 && r.Protocol != 3 {
+		v.add("redis.protocol", "must be 2 or 3 (RESP2 or RESP3), got %d", r.Protocol)
+	}
+	// go-redis builds one of three clients from these keys, and each reads
+	// only some of them: a key the chosen client does not read would have
+	// no effect, so it is refused.
+	var kind string
+	switch {
+	case r.MasterName != "":
+		kind = "a sentinel client (mastername)"
+	case len(r.Addrs) > 1:
+		kind = "a cluster client (several addrs)"
+	default:
+		kind = "a single-node client (one addr)"
+	}
+	unread := func(key string, set bool, readBy string) {
+		if set {
+			v.add("redis."+key, "has no effect with %s; only %s reads it", kind, readBy)
+		}
+	}
+	sentinel, cluster := r.MasterName != "", r.MasterName == "" && len(r.Addrs) > 1
+	unread("sentinelusername", !sentinel && r.SentinelUsername != "", "a sentinel client")
+	unread("sentinelpassword", !sentinel && r.SentinelPassword != "", "a sentinel client")
+	unread("db", cluster && r.DB != 0, "a single-node or sentinel client (a cluster has database 0 only)")
+	unread("maxredirects", !cluster && r.MaxRedirects != 0, "a cluster client")
+	unread("readonly", !cluster && r.ReadOnly, "a cluster client")
+	unread("routebylatency", !cluster && !sentinel && r.RouteByLatency, "a cluster or sentinel client")
+	unread("routerandomly", !cluster && !sentinel && r.RouteRandomly, "a cluster or sentinel client")
 }
 
 func (v *validator) health(h *Health) {
