@@ -182,8 +182,12 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 
 // uploadAccepted writes the response describing an open upload session.
 func (h *handler) uploadAccepted(w http.ResponseWriter, r *http.Request, name, id string, size int64, status int) error {
+	loc, err := h.uploadLocation(r.Context(), name, id, size)
+	if err != nil {
+		return err
+	}
 	hd := w.Header()
-	hd.Set("Location", h.absURL(r, "/v2/"+name+"/blobs/uploads/"+id))
+	hd.Set("Location", h.absURL(r, loc))
 	hd.Set("Docker-Upload-UUID", id)
 	hd.Set("Range", rangeHeader(size))
 	hd.Set("Content-Length", "0")

@@ -16,8 +16,10 @@
 //     WithHost they are always absolute on that URL. The pagination Link
 //     header is relative, as in Distribution. With WithPrefix the API lives
 //     under <prefix>/v2/ and Locations carry the prefix (see urls.go).
-//   - Upload sessions live in storage (no signed _state parameter), so any
-//     replica sharing the storage can continue one. A chunk's
+//   - Upload sessions live in storage, so any replica sharing the storage
+//     can continue one; the _state parameter of Locations (signed with
+//     WithUploadStateSecret) is for Distribution replicas and never read
+//     (see uploadstate.go). A chunk's
 //     Content-Range must start at the current size (else 416 RANGE_INVALID);
 //     without Content-Range a PATCH body is appended (streamed upload). A
 //     digest mismatch on commit cancels the upload, as in Distribution.
@@ -104,6 +106,7 @@ type options struct {
 	events            eventConfig // WithEventSink (events.go)
 	storeOpts         []storage.Option
 	pullThrough       PullThrough
+	uploadSecret      []byte // WithUploadStateSecret (uploadstate.go)
 }
 
 // Option configures the handler built by New.

@@ -136,6 +136,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
 		handlers.WithStorageOptions(storeOpts...),
+		handlers.WithUploadStateSecret(s.secret),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),
