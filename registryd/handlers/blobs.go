@@ -51,13 +51,23 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	hd.Set("Accept-Ranges", "bytes")
 	content := &blobReader{ctx: r.Context(), store: h.store, digest: desc.Digest, size: desc.Size}
 	defer content.Close()
+	if r.Method == http.MethodGet {
+		// Open the content before the status is sent: a blob whose content
+		// is gone (a lookup answered from the cache) is 404, not a 200 with
+		// a short body.
+		rc, err := h.store.OpenBlob(r.Context(), desc.Digest, 0)
+		if err != nil {
+			return err
+		}
+		content.rc = rc
+	}
 	http.ServeContent(w, r, "", time.Time{}, content)
 	return nil
 }
 
 // blobReader is an io.ReadSeeker over a blob that opens the driver reader
-// lazily at the current offset, so that HEAD and Range requests read only
-// what they send.
+// at the offset of the first Read after a Seek, so that HEAD and Range
+// requests read only what they send. Seeking alone opens nothing.
 type blobReader struct {
 	ctx    context.Context
 	store  *storage.Store
@@ -65,21 +75,27 @@ type blobReader struct {
 	size   int64
 	offset int64
 	rc     io.ReadCloser
+	rcAt   int64 // where rc reads next
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
 	if b.offset >= b.size {
 		return 0, io.EOF
 	}
+	if b.rc != nil && b.rcAt != b.offset {
+		b.rc.Close()
+		b.rc = nil
+	}
 	if b.rc == nil {
 		rc, err := b.store.OpenBlob(b.ctx, b.digest, b.offset)
 		if err != nil {
 			return 0, err
 		}
-		b.rc = rc
+		b.rc, b.rcAt = rc, b.offset
 	}
 	n, err := b.rc.Read(p)
 	b.offset += int64(n)
+	b.rcAt += int64(n)
 	return n, err
 }
 
@@ -97,10 +113,6 @@ func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("negative offset")
-	}
-	if abs != b.offset && b.rc != nil {
-		b.rc.Close()
-		b.rc = nil
 	}
 	b.offset = abs
 	return abs, nil
