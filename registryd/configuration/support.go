@@ -44,7 +44,6 @@ func Implemented() Support {
 			"storage.cache.blobdescriptor.redis",
 			"storage.maintenance.readonly",
 			"storage.maintenance.uploadpurging",
-			"storage.redirect",
 			"storage.tag",
 			"http.net.unix",
 			"http.headers",

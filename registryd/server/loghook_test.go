@@ -32,15 +32,22 @@ func hookLogger(t *testing.T, hook string) (*slog.Logger, func(context.Context) 
 
 // TestMailHook sends log records by mail to a real SMTP server on loopback,
 // as log.hooks configures: only the hook's levels, with the record's
-// message and attributes, to every recipient.
+// message and attributes, to every recipient; a disabled hook sends nothing.
 func TestMailHook(t *testing.T) {
-	box := testutil.Mailbox(t, nil, "", "")
+	box, off := testutil.Mailbox(t, nil, "", ""), testutil.Mailbox(t, nil, "", "")
 	log, closeHooks, _ := hookLogger(t, `- type: mail
   levels: [error]
   options:
     smtp: {addr: "`+box.Addr+`"}
     from: registry@example.com
     to: [ops@example.com, oncall@example.com]
+- type: mail
+  disabled: true
+  levels: [error]
+  options:
+    smtp: {addr: "`+off.Addr+`"}
+    from: registry@example.com
+    to: [nobody@example.com]
 `)
 	log.Info("Listening", "addr", ":5000")
 	log.With("component", "gc").Error("Disk full", "path", "/var/lib/registry")
@@ -58,6 +65,9 @@ func TestMailHook(t *testing.T) {
 	}
 	if n := len(box.Received()); n != 1 {
 		t.Errorf("%d messages, want 1 (the info record is not a hook level)", n)
+	}
+	if n := len(off.Received()); n != 0 {
+		t.Errorf("the disabled hook sent %d messages", n)
 	}
 }
 
