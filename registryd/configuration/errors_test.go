@@ -199,6 +199,10 @@ func TestParseErrors(t *testing.T) {
 			yaml: minimal + "  redirect: {disable: true}\n",
 			want: []string{"storage.redirect.disable: has no effect: the inmemory driver never redirects clients"},
 		},
+		"letsencrypt without hosts": {
+			yaml: minimal + "http:\n  tls:\n    letsencrypt: {cachefile: /c, email: a@example.com}\n",
+			want: []string{"http.tls.letsencrypt.hosts: required"},
+		},
 		"enum: index platforms": {
 			yaml: minimal + "validation:\n  manifests:\n    indexes:\n      platforms: some\n",
 			want: []string{`validation.manifests.indexes.platforms: "some" is not one of all, none, list`},

@@ -306,6 +306,9 @@ func (v *validator) http(h *HTTP) {
 		if le := t.LetsEncrypt; le != nil {
 			v.required("http.tls.letsencrypt.cachefile", le.CacheFile)
 			v.required("http.tls.letsencrypt.email", le.Email)
+			if len(le.Hosts) == 0 {
+				v.add("http.tls.letsencrypt.hosts", "required: without it no handshake may obtain a certificate")
+			}
 			v.url("http.tls.letsencrypt.directoryurl", le.DirectoryURL)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/redis/go-redis/v9"
@@ -33,7 +35,14 @@ func linkKey(name string, d digest.Digest) string { return linkKeyPrefix + name 
 type Redis struct {
 	client redis.UniversalClient
 	log    *slog.Logger
+	// lastWarn is when a failure was last logged (unix nanoseconds): a
+	// redis that is down fails every lookup, and one line per
+	// warnInterval says so.
+	lastWarn atomic.Int64
 }
+
+// warnInterval spaces the log lines about failures.
+const warnInterval = 10 * time.Second
 
 var _ storage.BlobDescriptorCache = (*Redis)(nil)
 
@@ -53,7 +62,10 @@ func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err(
 func (r *Redis) Close() error { return r.client.Close() }
 
 func (r *Redis) failed(op string, err error) error {
-	r.log.Warn("Blob descriptor cache (redis) failed", "op", op, "error", err)
+	now := time.Now().UnixNano()
+	if last := r.lastWarn.Load(); now-last >= int64(warnInterval) && r.lastWarn.CompareAndSwap(last, now) {
+		r.log.Warn("Blob descriptor cache (redis) failed; lookups read storage meanwhile", "op", op, "error", err)
+	}
 	return err
 }
 
