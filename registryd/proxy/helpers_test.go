@@ -380,3 +380,30 @@ func startLibraryCache(t *testing.T, root string, upstream *registry) *registry 
 // noRetry makes a client give up at the first error (go-containerregistry
 // retries 5xx answers with backoff by default).
 var noRetry = remote.WithRetryBackoff(remote.Backoff{Steps: 1})
+
+// waitStored waits (at most 15s) until the filesystem root holds blob d.
+func waitStored(t *testing.T, root, d string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !blobStored(root, d) {
+		if time.Now().After(deadline) {
+			t.Fatalf("blob %s was not stored by the cache", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFile waits (at most 15s) until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not exist", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -58,10 +57,10 @@ func TestPullThrough(t *testing.T) {
 				t.Fatalf("pull through the cache: %v", err)
 			}
 			samePulled(t, "first pull", got, want)
+			// A blob is committed once its last byte has gone to the
+			// client, which may have finished reading before.
 			for d := range want.blobs {
-				if !blobStored(root, d) {
-					t.Errorf("blob %s was not stored by the cache", d)
-				}
+				waitStored(t, root, d)
 			}
 
 			up.stop()
@@ -264,13 +263,7 @@ func TestBlobStreamedWhileStored(t *testing.T) {
 	// The client goes away, then upstream sends the rest.
 	resp.Body.Close()
 	holdOnce.Do(func() { close(release) })
-	deadline := time.Now().Add(15 * time.Second)
-	for !blobStored(root, d) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the blob was not stored after its client went away\n%s", cache.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStored(t, root, d)
 	// A new pull is served from storage, whole.
 	resp, err = http.Get("http://" + cache.addr + "/v2/lib/big/blobs/" + d)
 	if err != nil {
@@ -367,6 +360,9 @@ func TestTTL(t *testing.T) {
 		if _, err := pull(byDigest); err != nil {
 			t.Fatal(err)
 		}
+		// The config blob is committed once its last byte went out.
+		waitStored(t, root, cfg)
+		waitFile(t, layerLink(root, "lib/app", cfg))
 
 		// Upstream still has it: revalidated (a HEAD upstream), served,
 		// and its link rewritten.
