@@ -28,7 +28,7 @@
 // .enabled (default true), storage.s3.secure and v4auth (default true),
 // storage.cache.blobdescriptorsize (0 means unbounded),
 // storage.azure.copy_status_poll_max_retry (-1 disables), proxy.ttl (0
-// disables expiry) and proxy.exec.lifetime. Sections whose children become
+// never revalidates) and proxy.exec.lifetime. Sections whose children become
 // required once the section is present (a storage driver, an auth provider,
 // http.tls, http.debug, redis, proxy, ...) are pointers too; a section
 // written without a value (`inmemory:`) is present and empty.
@@ -46,7 +46,7 @@
 // reference still documents are read: loglevel (use log.level),
 // storage.cache.layerinfo (use blobdescriptor), validation.enabled (use
 // disabled). redis.tls.enabled appears in the reference's example and is
-// kept; TLS to redis is on when it is true or a certificate is set.
+// kept; TLS to redis is on when it is true or a certificate or CA is set.
 //
 // # Errors
 //

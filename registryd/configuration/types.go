@@ -573,7 +573,8 @@ type TCPCheck struct {
 	Threshold int           `yaml:"threshold,omitempty"`
 }
 
-// DefaultProxyTTL is how long proxied content is cached when ttl is unset.
+// DefaultProxyTTL is how long stored proxied content is served before it is
+// revalidated with upstream, when ttl is unset.
 const DefaultProxyTTL = 168 * time.Hour
 
 // Proxy configures the pull-through cache.
@@ -581,7 +582,7 @@ type Proxy struct {
 	RemoteURL string `yaml:"remoteurl,omitempty"`
 	Username  string `yaml:"username,omitempty"`
 	Password  string `yaml:"password,omitempty"`
-	// TTL defaults to DefaultProxyTTL when nil; 0 disables expiry.
+	// TTL defaults to DefaultProxyTTL when nil; 0 never revalidates.
 	TTL *time.Duration `yaml:"ttl,omitempty"`
 	// Exec obtains the upstream credentials from a command instead.
 	Exec *ProxyExec `yaml:"exec,omitempty"`
