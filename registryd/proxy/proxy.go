@@ -77,8 +77,13 @@ type Options struct {
 	// LibraryPrefix fetches one-component names as library/<name>; New
 	// sets it for Docker Hub remote URLs.
 	LibraryPrefix bool
-	// ReadOnly reports whether storage must not be written.
-	ReadOnly func() bool
+	// Admit is asked before the cache writes storage (content fetched
+	// from upstream, a tag, a revalidation): ok false means do not write
+	// (read-only mode), otherwise release is called once the write is
+	// done. The server passes its write gate's admission, which a switch
+	// to read-only waits for, so no store is still running when a replica
+	// reports read-only to a garbage collection. Nil admits every write.
+	Admit func() (release func(), ok bool)
 	// Logger receives upstream failures.
 	Logger *slog.Logger
 	// Transport is the upstream HTTP transport under authentication; nil
@@ -115,8 +120,8 @@ func New(store *storage.Store, o Options) (*Cache, error) {
 	if IsDockerHub(o.RemoteURL) {
 		o.LibraryPrefix = true
 	}
-	if o.ReadOnly == nil {
-		o.ReadOnly = func() bool { return false }
+	if o.Admit == nil {
+		o.Admit = func() (func(), bool) { return func() {}, true }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -150,8 +155,9 @@ func unavailable(err error) error {
 func (c *Cache) ResolveTag(ctx context.Context, name, tag string) (digest.Digest, error) {
 	d, err := c.up.manifestDigest(ctx, c.upstreamName(name), tag)
 	if err == nil {
-		if !c.opts.ReadOnly() {
-			if _, ferr := c.Manifest(ctx, name, d); ferr != nil {
+		if release, ok := c.opts.Admit(); ok {
+			defer release()
+			if _, ferr := c.manifest(ctx, name, d, true); ferr != nil {
 				return "", ferr
 			}
 			if terr := c.store.Tag(ctx, name, tag, d); terr != nil {
@@ -174,9 +180,19 @@ func (c *Cache) ResolveTag(ctx context.Context, name, tag string) (digest.Digest
 // Manifest returns the content of manifest d: stored (revalidated past
 // the ttl), else fetched from upstream, checked against d and stored.
 func (c *Cache) Manifest(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
+	release, ok := c.opts.Admit()
+	if ok {
+		defer release()
+	}
+	return c.manifest(ctx, name, d, ok)
+}
+
+// manifest is Manifest; it writes storage only when write is true (the
+// caller holds the admission).
+func (c *Cache) manifest(ctx context.Context, name string, d digest.Digest, write bool) ([]byte, error) {
 	content, err := c.store.GetManifest(ctx, name, d)
 	if err == nil {
-		if c.revalidate(ctx, name, storage.RevisionLinkPath(name, d), d, func(ctx context.Context) error {
+		if c.revalidate(ctx, name, storage.RevisionLinkPath(name, d), d, write, func(ctx context.Context) error {
 			_, err := c.up.manifestDigest(ctx, c.upstreamName(name), d.String())
 			return err
 		}, func(ctx context.Context) error {
@@ -200,7 +216,7 @@ func (c *Cache) Manifest(ctx context.Context, name string, d digest.Digest) ([]b
 	if got := d.Algorithm().FromBytes(content); got != d {
 		return nil, unavailable(fmt.Errorf("manifest %s@%s from upstream hashes to %s", name, d, got))
 	}
-	if !c.opts.ReadOnly() {
+	if write {
 		if err := c.store.PutManifest(ctx, name, d, content); err != nil {
 			return nil, err
 		}
@@ -213,7 +229,11 @@ func (c *Cache) Manifest(ctx context.Context, name string, d digest.Digest) ([]b
 func (c *Cache) StatBlob(ctx context.Context, name string, d digest.Digest) (storage.Descriptor, bool, error) {
 	desc, err := c.store.StatBlob(ctx, name, d)
 	if err == nil {
-		if c.revalidate(ctx, name, storage.LayerLinkPath(name, d), d, func(ctx context.Context) error {
+		release, ok := c.opts.Admit()
+		if ok {
+			defer release()
+		}
+		if c.revalidate(ctx, name, storage.LayerLinkPath(name, d), d, ok, func(ctx context.Context) error {
 			_, err := c.up.blobSize(ctx, c.upstreamName(name), d)
 			return err
 		}, func(ctx context.Context) error {
@@ -240,8 +260,9 @@ func (c *Cache) StatBlob(ctx context.Context, name string, d digest.Digest) (sto
 // ttl with upstream (check). It reports whether the content may be served:
 // true when it is fresh, still upstream (its link is rewritten, restarting
 // its clock), or upstream cannot say; false when upstream no longer has
-// it, after drop removed it (unless read-only).
-func (c *Cache) revalidate(ctx context.Context, name, link string, d digest.Digest, check, drop func(context.Context) error) bool {
+// it, after drop removed it (only when write: the caller holds the write
+// admission).
+func (c *Cache) revalidate(ctx context.Context, name, link string, d digest.Digest, write bool, check, drop func(context.Context) error) bool {
 	if c.opts.TTL <= 0 {
 		return true
 	}
@@ -253,7 +274,7 @@ func (c *Cache) revalidate(ctx context.Context, name, link string, d digest.Dige
 	err = check(ctx)
 	switch {
 	case err == nil:
-		if !c.opts.ReadOnly() {
+		if write {
 			target, rerr := drv.GetContent(ctx, link)
 			if rerr == nil {
 				rerr = drv.PutContent(ctx, link, target)
@@ -265,7 +286,7 @@ func (c *Cache) revalidate(ctx context.Context, name, link string, d digest.Dige
 		return true
 	case errors.Is(err, errNotFound):
 		c.opts.Logger.Info("Content gone upstream; dropping the stored copy", "repository", name, "digest", d)
-		if !c.opts.ReadOnly() {
+		if write {
 			if derr := drop(ctx); derr != nil {
 				c.opts.Logger.Warn("Dropping content gone upstream failed", "repository", name, "digest", d, "error", derr)
 			}
@@ -282,7 +303,11 @@ func (c *Cache) revalidate(ctx context.Context, name, link string, d digest.Dige
 // written independently: a client that goes away does not stop the
 // storing, storage that fails does not stop the client.
 func (c *Cache) CopyBlob(ctx context.Context, name string, d digest.Digest, w io.Writer) error {
-	store := !c.opts.ReadOnly() && c.claim(d)
+	admitted, ok := c.opts.Admit()
+	store := ok && c.claim(d)
+	if ok && !store {
+		admitted()
+	}
 	if !store {
 		rc, _, err := c.up.blob(ctx, c.upstreamName(name), d)
 		if err != nil {
@@ -292,6 +317,7 @@ func (c *Cache) CopyBlob(ctx context.Context, name string, d digest.Digest, w io
 		_, err = io.Copy(w, rc)
 		return err
 	}
+	defer admitted()
 	defer c.release(d)
 	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), blobFetchTimeout)
 	defer cancel()

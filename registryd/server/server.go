@@ -238,7 +238,7 @@ func (s *Server) pullThrough(drv driver.StorageDriver, storeOpts []storage.Optio
 		RemoteURL: p.RemoteURL,
 		Auth:      auth,
 		TTL:       ttl,
-		ReadOnly:  s.mode.gate.ReadOnly,
+		Admit:     s.mode.gate.admit,
 		Logger:    s.log.With("component", "proxy"),
 	})
 	if err != nil {
