@@ -74,7 +74,9 @@ test: manifests generate vet helm kustomize ## Run every unit, driver, compatibi
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
+	redis="$$(hack/install-redis.sh)"; \
+	pebble="$$(hack/install-pebble.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/gc"
 	"github.com/berth-dev/berth/registryd/hold"
 	"github.com/berth-dev/berth/registryd/server"
@@ -177,10 +178,15 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 	if err := f.proveReadOnly(cfg.Storage.Maintenance.ReadOnly.Enabled, time.Now()); err != nil {
 		return nil, err
 	}
-	logger, err := server.NewLogger(cfg, stderr)
+	logger, closeHooks, err := server.NewLogging(cfg, stderr, new(slog.LevelVar))
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		drainCtx, cancel := context.WithTimeout(context.Background(), server.HookDrain)
+		defer cancel()
+		_ = closeHooks(drainCtx)
+	}()
 	if f.quiet {
 		logger = slog.New(minLevel{Handler: logger.Handler(), level: slog.LevelWarn})
 	}
@@ -188,15 +194,39 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 	if err != nil {
 		return nil, err
 	}
-	return gc.Run(ctx, drv, gc.Options{
+	opts := gc.Options{
 		DryRun:         f.dryRun,
 		DeleteUntagged: f.deleteUntagged,
 		Workers:        f.workers,
 		GracePeriod:    f.gracePeriod,
 		Deadline:       f.deadline,
 		Logger:         logger,
-	})
+	}
+	switch cfg.Storage.Cache.Kind() {
+	case configuration.CacheRedis:
+		// The registries serving this storage share the redis cache:
+		// what the run sweeps is evicted from it. Without redis that
+		// cannot happen, so the run does not start.
+		c, err := server.NewRedisCache(cfg.Redis, logger)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		pingCtx, cancel := context.WithTimeout(ctx, redisPingTimeout)
+		defer cancel()
+		if err := c.Ping(pingCtx); err != nil {
+			return nil, fmt.Errorf("storage.cache.blobdescriptor is redis, but redis does not answer (%w): "+
+				"refusing to collect garbage, since what the run deletes would stay in the registries' cache", err)
+		}
+		opts.Cache = c
+	case configuration.CacheInMemory:
+		logger.Info("The registries' in-memory blob descriptor caches are dropped when they leave read-only mode")
+	}
+	return gc.Run(ctx, drv, opts)
 }
+
+// redisPingTimeout bounds the check that redis answers before a run.
+const redisPingTimeout = 10 * time.Second
 
 // minLevel drops records below level.
 type minLevel struct {

@@ -121,7 +121,7 @@ func loadConfiguration(path string) (*configuration.Configuration, string, error
 	return cfg, path, nil
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	holdFile := fs.String("hold-file", "", "read-only hold file to watch (written by the operator during garbage collection)")
@@ -147,10 +147,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	level := new(slog.LevelVar)
-	logger, err := server.NewLoggerLevel(cfg, stderr, level)
+	logger, closeHooks, err := server.NewLogging(cfg, stderr, level)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// A failure from here on is logged at the fatal level (which a
+		// log hook may mail), and queued hook mail is delivered.
+		if err != nil {
+			logger.Log(context.Background(), server.LevelFatal, "registryd stopped", "error", err)
+		}
+		drainCtx, cancel := context.WithTimeout(context.Background(), server.HookDrain)
+		defer cancel()
+		if herr := closeHooks(drainCtx); herr != nil {
+			fmt.Fprintf(stderr, "registryd: %v\n", herr)
+		}
+	}()
 	// The file (not the embedded default) is watched and re-applied live.
 	configPath := fs.Arg(0)
 	if configPath == "" {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,7 +122,7 @@ http:
 	sum := sha256.Sum256(content)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPut, loc+"?digest="+digest, pr)
+	req, _ := http.NewRequest(http.MethodPut, withDigest(loc, digest), pr)
 	req.ContentLength = int64(len(content))
 	// The server answers 100 Continue when the handler starts reading the
 	// body: proof that the request is in flight, not queued.
@@ -284,4 +285,17 @@ http:
 	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), "read-only") {
 		t.Errorf("a write while read-only: %d %s", resp.StatusCode, body)
 	}
+}
+
+// withDigest adds the digest query parameter to an upload Location, which
+// may carry a query of its own (the _state parameter).
+func withDigest(loc, digest string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	q := u.Query()
+	q.Set("digest", digest)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -581,7 +581,8 @@ type TCPCheck struct {
 	Threshold int           `yaml:"threshold,omitempty"`
 }
 
-// DefaultProxyTTL is how long proxied content is cached when ttl is unset.
+// DefaultProxyTTL is how long stored proxied content is served before it is
+// revalidated with upstream, when ttl is unset.
 const DefaultProxyTTL = 168 * time.Hour
 
 // Proxy configures the pull-through cache.
@@ -589,17 +590,19 @@ type Proxy struct {
 	RemoteURL string `yaml:"remoteurl,omitempty"`
 	Username  string `yaml:"username,omitempty"`
 	Password  string `yaml:"password,omitempty"`
-	// TTL defaults to DefaultProxyTTL when nil; 0 disables expiry.
+	// TTL defaults to DefaultProxyTTL when nil; 0 never revalidates.
 	TTL *time.Duration `yaml:"ttl,omitempty"`
 	// Exec obtains the upstream credentials from a command instead.
 	Exec *ProxyExec `yaml:"exec,omitempty"`
 }
 
-// ProxyExec runs a credential helper for the upstream registry.
+// ProxyExec runs a Docker credential helper for the upstream registry:
+// `<command> get` with the upstream host on stdin.
 type ProxyExec struct {
 	Command string `yaml:"command,omitempty"`
-	// Lifetime is how long the helper's credentials are reused; nil means
-	// they are fetched for every upstream request.
+	// Lifetime is how long the helper's credentials are reused: nil means
+	// the helper runs once, 0 that it runs whenever upstream asks for
+	// credentials, as in Distribution.
 	Lifetime *time.Duration `yaml:"lifetime,omitempty"`
 }
 
@@ -612,6 +615,11 @@ type Validation struct {
 	Disabled  bool               `yaml:"disabled,omitempty"`
 	Manifests ManifestValidation `yaml:"manifests,omitempty"`
 }
+
+// On reports whether pushed content is validated: unless disabled is
+// true, or whenever the deprecated enabled is true (it wins over disabled,
+// as in Distribution, which reads enabled first).
+func (v *Validation) On() bool { return v.Enabled || !v.Disabled }
 
 // ManifestValidation configures validation of manifests.
 type ManifestValidation struct {

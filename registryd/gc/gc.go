@@ -51,6 +51,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// Cache, when set, is told to forget every blob and layer link the run
+	// deletes: a blob descriptor cache shared with the registries serving
+	// the storage (redis). A failed eviction counts as a failed deletion.
+	Cache storage.BlobDescriptorCache
 }
 
 // RepositoryDigest names a manifest revision or a _layers link.

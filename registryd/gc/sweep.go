@@ -119,6 +119,7 @@ func (c *collector) sweepBlobs(ctx context.Context) error {
 			c.keepBlob(b.Digest)
 			return
 		}
+		c.evict(ctx, "blob "+b.Digest.String(), func(bdc storage.BlobDescriptorCache) error { return bdc.EvictBlob(ctx, b.Digest) })
 		c.log.Debug("Deleted blob", "digest", b.Digest, "size", b.Size, "dryRun", c.opts.DryRun)
 		c.count(func(s *Summary) {
 			s.BlobsDeleted++
@@ -163,6 +164,7 @@ func (c *collector) sweepLayerLinks(ctx context.Context) {
 				c.fail(fmt.Errorf("layer link %s@%s: %w", name, d, err))
 				continue
 			}
+			c.evict(ctx, "layer link "+name+"@"+d.String(), func(bdc storage.BlobDescriptorCache) error { return bdc.EvictLink(ctx, name, d) })
 			c.log.Debug("Deleted layer link", "repository", name, "digest", d, "dryRun", c.opts.DryRun)
 			c.count(func(s *Summary) {
 				s.LayerLinksDeleted++
@@ -170,4 +172,14 @@ func (c *collector) sweepLayerLinks(ctx context.Context) {
 			})
 		}
 	})
+}
+
+// evict tells Options.Cache about a deletion (not in a dry run).
+func (c *collector) evict(ctx context.Context, what string, f func(storage.BlobDescriptorCache) error) {
+	if c.opts.Cache == nil || c.opts.DryRun {
+		return
+	}
+	if err := f(c.opts.Cache); err != nil {
+		c.fail(fmt.Errorf("evicting %s from the blob descriptor cache: %w", what, err))
+	}
 }

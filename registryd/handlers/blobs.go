@@ -23,8 +23,18 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	if err != nil {
 		return err
 	}
-	desc, err := h.store.StatBlob(r.Context(), rt.Name, d)
-	if err != nil {
+	var desc storage.Descriptor
+	if h.pullThrough != nil {
+		var local bool
+		if desc, local, err = h.pullThrough.StatBlob(r.Context(), rt.Name, d); err != nil {
+			return err
+		}
+		if !local {
+			h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
+			h.serveUpstreamBlob(w, r, rt.Name, desc)
+			return nil
+		}
+	} else if desc, err = h.store.StatBlob(r.Context(), rt.Name, d); err != nil {
 		return err
 	}
 	h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
@@ -42,13 +52,23 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	hd.Set("Accept-Ranges", "bytes")
 	content := &blobReader{ctx: r.Context(), store: h.store, digest: desc.Digest, size: desc.Size}
 	defer content.Close()
+	if r.Method == http.MethodGet {
+		// Open the content before the status is sent: a blob whose content
+		// is gone (a lookup answered from the cache) is 404, not a 200 with
+		// a short body.
+		rc, err := h.store.OpenBlob(r.Context(), desc.Digest, 0)
+		if err != nil {
+			return err
+		}
+		content.rc = rc
+	}
 	http.ServeContent(w, r, "", time.Time{}, content)
 	return nil
 }
 
 // blobReader is an io.ReadSeeker over a blob that opens the driver reader
-// lazily at the current offset, so that HEAD and Range requests read only
-// what they send.
+// at the offset of the first Read after a Seek, so that HEAD and Range
+// requests read only what they send. Seeking alone opens nothing.
 type blobReader struct {
 	ctx    context.Context
 	store  *storage.Store
@@ -56,21 +76,27 @@ type blobReader struct {
 	size   int64
 	offset int64
 	rc     io.ReadCloser
+	rcAt   int64 // where rc reads next
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
 	if b.offset >= b.size {
 		return 0, io.EOF
 	}
+	if b.rc != nil && b.rcAt != b.offset {
+		b.rc.Close()
+		b.rc = nil
+	}
 	if b.rc == nil {
 		rc, err := b.store.OpenBlob(b.ctx, b.digest, b.offset)
 		if err != nil {
 			return 0, err
 		}
-		b.rc = rc
+		b.rc, b.rcAt = rc, b.offset
 	}
 	n, err := b.rc.Read(p)
 	b.offset += int64(n)
+	b.rcAt += int64(n)
 	return n, err
 }
 
@@ -88,10 +114,6 @@ func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("negative offset")
-	}
-	if abs != b.offset && b.rc != nil {
-		b.rc.Close()
-		b.rc = nil
 	}
 	b.offset = abs
 	return abs, nil
@@ -176,8 +198,12 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 
 // uploadAccepted writes the response describing an open upload session.
 func (h *handler) uploadAccepted(w http.ResponseWriter, r *http.Request, name, id string, size int64, status int) error {
+	loc, err := h.uploadLocation(r.Context(), name, id, size)
+	if err != nil {
+		return err
+	}
 	hd := w.Header()
-	hd.Set("Location", h.absURL(r, "/v2/"+name+"/blobs/uploads/"+id))
+	hd.Set("Location", h.absURL(r, loc))
 	hd.Set("Docker-Upload-UUID", id)
 	hd.Set("Range", rangeHeader(size))
 	hd.Set("Content-Length", "0")
@@ -344,3 +370,5 @@ func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

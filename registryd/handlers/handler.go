@@ -16,13 +16,14 @@
 //     WithHost they are always absolute on that URL. The pagination Link
 //     header is relative, as in Distribution. With WithPrefix the API lives
 //     under <prefix>/v2/ and Locations carry the prefix (see urls.go).
-//   - Upload sessions live in storage (no signed _state parameter), so any
-//     replica sharing the storage can continue one. A chunk's
-//     Content-Range must start at the current size and name exactly the
-//     bytes that arrive, chunked bodies included (else 416 RANGE_INVALID;
-//     see appendChunk); without Content-Range a PATCH body is appended
-//     (streamed upload). A digest mismatch on commit cancels the upload, as
-//     in Distribution.
+//   - Upload sessions live in storage, so any replica sharing the storage
+//     can continue one; the _state parameter of Locations (signed with
+//     WithUploadStateSecret) is for Distribution replicas and never read
+//     (see uploadstate.go). A chunk's Content-Range must start at the
+//     current size and name exactly the bytes that arrive, chunked bodies
+//     included (else 416 RANGE_INVALID; see appendChunk); without
+//     Content-Range a PATCH body is appended (streamed upload). A digest
+//     mismatch on commit cancels the upload, as in Distribution.
 //   - Request bodies have a progress deadline, a failed body is a 4xx that
 //     removes its upload, and manifest bodies in flight have a memory
 //     budget with 429 past its queue: see body.go.
@@ -34,12 +35,17 @@
 //     the repository as WithIndexValidation says, the subject need not
 //     exist. Bodies over the size limit get 413 SIZE_INVALID. The stored
 //     bytes decide the Content-Type served back. See getManifest for Accept
-//     negotiation.
+//     negotiation. URLs in descriptors must pass WithURLPolicy; by default
+//     none is allowed, as in Distribution with validation on and no allow
+//     list.
 //   - Deleting a manifest by digest removes the tags pointing at it;
 //     deleting by tag removes only the tag. Blob delete unlinks the blob
 //     from the repository. Content is reclaimed by garbage collection.
 //   - While WithReadOnly's function returns true, every POST, PUT, PATCH and
 //     DELETE gets 405 UNSUPPORTED; reads are unaffected.
+//   - With WithPullThrough the registry is a pull-through cache: reads of
+//     content it lacks go upstream, writes get 405 UNSUPPORTED (see
+//     PullThrough).
 //   - Referrers are answered from the repository's referrers index, which
 //     each request brings up to date with the stored revisions (see
 //     storage.Store.Referrers), and which is not written while read-only;
@@ -98,6 +104,7 @@ type options struct {
 	deleteEnabled     bool
 	readOnly          func() bool
 	indexValidation   IndexValidation
+	urlPolicy         URLPolicy
 	maxManifestSize   int64
 	catalogMaxEntries int
 	relativeURLs      bool
@@ -109,6 +116,9 @@ type options struct {
 	manifestMemory    int64
 	manifestQueue     int
 	writeAdmission    func() (release func(), ok bool)
+	storeOpts         []storage.Option
+	pullThrough       PullThrough
+	uploadSecret      []byte // WithUploadStateSecret (uploadstate.go)
 }
 
 // Option configures the handler built by New.
@@ -157,6 +167,12 @@ func (h *handler) admitWrite() func() (func(), bool) {
 	}
 }
 
+// WithStorageOptions configures the storage layer the handler serves from
+// (storage.WithTagConcurrency, the blob descriptor cache, ...).
+func WithStorageOptions(opts ...storage.Option) Option {
+	return func(o *options) { o.storeOpts = append(o.storeOpts, opts...) }
+}
+
 // WithLogger sets the logger for unexpected errors.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -176,6 +192,7 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 	h := &handler{
 		options: options{
 			maxManifestSize:   DefaultMaxManifestSize,
+			urlPolicy:         DenyAllURLs,
 			catalogMaxEntries: DefaultCatalogMaxEntries,
 			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 			bodyTimeout:       DefaultBodyTimeout,
@@ -186,7 +203,7 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 	for _, o := range opts {
 		o(&h.options)
 	}
-	h.store = storage.New(drv, storage.WithLogger(h.logger), storage.WithWriteAdmission(h.admitWrite()))
+	h.store = storage.New(drv, append([]storage.Option{storage.WithLogger(h.logger), storage.WithWriteAdmission(h.admitWrite())}, h.storeOpts...)...)
 	h.manifests = newManifestBudget(max(h.manifestMemory, 1), max(h.manifestQueue, 0))
 	h.routes = map[routes.Kind]map[string]handlerFunc{
 		routes.Base:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
@@ -233,6 +250,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.Name != "" && !storage.ValidName(rt.Name) {
 		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
+		return
+	}
+	if isWrite(r.Method) && h.pullThrough != nil {
+		writeError(w, r, errPullThroughWrite)
 		return
 	}
 	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {

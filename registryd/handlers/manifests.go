@@ -6,6 +6,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,6 +43,9 @@ func parseReference(ref string) (reference, error) {
 func (h *handler) resolve(ctx context.Context, name string, ref reference) (digest.Digest, error) {
 	if ref.digest != "" {
 		return ref.digest, nil
+	}
+	if h.pullThrough != nil {
+		return h.pullThrough.ResolveTag(ctx, name, ref.tag)
 	}
 	return h.store.ResolveTag(ctx, name, ref.tag)
 }
@@ -77,17 +83,21 @@ func acceptedTypes(r *http.Request) (map[string]bool, bool) {
 // the stored manifest whatever its type (Distribution treats no Accept as
 // accepting nothing but schema2), and a fetch by digest always returns the
 // stored bytes, since the client named exactly what it wants.
+//
+// A reference that is neither a valid tag nor a valid digest names nothing
+// that could exist: reads answer 404 MANIFEST_UNKNOWN, as the spec's
+// "manifest not found" does (TAG_INVALID is for a PUT whose tag is bad).
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
 	if err != nil {
-		return err
+		return ErrManifestUnknown.WithMessage("invalid manifest reference").WithDetail(map[string]string{"reference": rt.Ref})
 	}
 	d, err := h.resolve(ctx, rt.Name, ref)
 	if err != nil {
 		return err
 	}
-	sm, err := h.store.ReadManifest(ctx, rt.Name, d)
+	sm, err := h.loadManifest(ctx, rt.Name, d)
 	if err != nil {
 		return err
 	}
@@ -104,7 +114,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			if child == "" {
 				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
-			csm, err := h.store.ReadManifest(ctx, rt.Name, child)
+			csm, err := h.loadManifest(ctx, rt.Name, child)
 			if err != nil {
 				return err
 			}
@@ -152,10 +162,23 @@ func etagMatch(r *http.Request, d digest.Digest) bool {
 	return false
 }
 
-// putManifest serves PUT /v2/<name>/manifests/<reference>.
+// putManifest serves PUT /v2/<name>/manifests/<reference>[?tag=<tag>...].
+//
+// Pushed by digest, the manifest is stored under that digest, in the
+// algorithm the client chose (sha256, sha384 or sha512), and every response
+// header naming it (Docker-Content-Digest, Location) uses that digest. Each
+// tag query parameter (OCI Distribution Spec 1.1 tag parameters) then points
+// at it, as a PUT by that tag would, and the response lists the tags it set
+// in OCI-Tag, one header value per tag. Pushed by tag, the digest is sha256
+// and tag parameters add further tags. An invalid tag, in the path or in a
+// parameter, is 400 TAG_INVALID before anything is stored.
 func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
+	if err != nil {
+		return err
+	}
+	tags, err := pushTags(ref, r.URL.Query()["tag"])
 	if err != nil {
 		return err
 	}
@@ -202,17 +225,21 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := h.verifyReferences(ctx, rt.Name, m, mt); err != nil {
 		return err
 	}
-	var tags []string
-	if ref.tag != "" {
-		tags = append(tags, ref.tag)
-	}
 	if err := h.store.PutManifest(ctx, rt.Name, d, content, tags...); err != nil {
 		return err
 	}
-	h.emitManifest(r, notifications.ActionPush, rt.Name, ref.tag, d, mt, content)
+	if len(tags) == 0 {
+		h.emitManifest(r, notifications.ActionPush, rt.Name, "", d, mt, content)
+	}
+	for _, tag := range tags {
+		h.emitManifest(r, notifications.ActionPush, rt.Name, tag, d, mt, content)
+	}
 	hd := w.Header()
 	hd.Set("Location", h.absURL(r, "/v2/"+rt.Name+"/manifests/"+d.String()))
 	hd.Set("Docker-Content-Digest", d.String())
+	for _, tag := range tags {
+		hd.Add("OCI-Tag", tag)
+	}
 	if m.Subject != nil {
 		hd.Set("OCI-Subject", m.Subject.Digest.String())
 	}
@@ -241,11 +268,31 @@ func (h *handler) readManifest(r *http.Request) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// pushTags lists the tags a manifest PUT sets: the reference when it is a
+// tag, then each tag parameter, without repeats, every one valid.
+func pushTags(ref reference, params []string) ([]string, error) {
+	var tags []string
+	if ref.tag != "" {
+		tags = append(tags, ref.tag)
+	}
+	for _, t := range params {
+		if !storage.ValidTag(t) {
+			return nil, ErrTagInvalid.WithMessage("invalid tag parameter").WithDetail(map[string]string{"tag": t})
+		}
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
+}
+
 // verifyReferences checks that what the manifest references is in the
-// repository: config and layers as blobs (a non-distributable layer that
-// carries URLs is fetched from those and need not be pushed), index
-// children as manifests, as the index validation option says. The subject
-// need not exist.
+// repository: config and layers as blobs, index children as manifests, as
+// the index validation option says. The subject need not exist. A
+// descriptor carrying URLs (a foreign or non-distributable layer) must
+// pass the URL policy (WithURLPolicy); a non-distributable layer with URLs
+// is fetched from those by clients and need not be pushed, every other
+// descriptor must be.
 func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.Manifest, mt string) error {
 	if storage.IsIndexMediaType(mt) {
 		for _, c := range m.Manifests {
@@ -263,6 +310,12 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 		return nil
 	}
 	for _, b := range m.References() {
+		for _, u := range b.URLs {
+			if reason := h.urlPolicy.refuse(u); reason != "" {
+				return ErrManifestInvalid.WithMessage("layer URL refused: " + reason).
+					WithDetail(map[string]string{"digest": b.Digest.String(), "url": u})
+			}
+		}
 		if len(b.URLs) > 0 && isNonDistributable(b.MediaType) {
 			continue
 		}
@@ -276,8 +329,40 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 	return nil
 }
 
-func isNonDistributable(mt string) bool {
-	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
+// URLPolicy restricts the URLs descriptors of pushed manifests may carry
+// (validation.manifests.urls). Whatever the policy, a URL must be http or
+// https and carry no fragment, as in Distribution.
+type URLPolicy struct {
+	// Allow, when set, must match every URL; nil allows any.
+	Allow *regexp.Regexp
+	// Deny, when set, must match no URL.
+	Deny *regexp.Regexp
+}
+
+// DenyAllURLs is the policy of a registry that validates manifests and
+// lists no allowed URL: a manifest with URLs is refused, as the
+// configuration reference says. It is the handler's default.
+var DenyAllURLs = URLPolicy{Allow: regexp.MustCompile(`^$`)}
+
+// WithURLPolicy sets which URLs pushed manifests may carry.
+func WithURLPolicy(p URLPolicy) Option { return func(o *options) { o.urlPolicy = p } }
+
+// refuse returns why u is refused, or "".
+func (p URLPolicy) refuse(u string) string {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case pu.Scheme != "http" && pu.Scheme != "https":
+		return "not an http or https URL"
+	case pu.Fragment != "":
+		return "URL has a fragment"
+	case p.Allow != nil && !p.Allow.MatchString(u):
+		return "not allowed by validation.manifests.urls.allow"
+	case p.Deny != nil && p.Deny.MatchString(u):
+		return "denied by validation.manifests.urls.deny"
+	}
+	return ""
 }
 
 func (h *handler) mustExist(c v1.Descriptor) bool {
@@ -321,4 +406,8 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+func isNonDistributable(mt string) bool {
+	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
 }

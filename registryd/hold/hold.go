@@ -48,6 +48,15 @@ type Hold struct {
 	Expires time.Time `json:"expires"`
 }
 
+// Marshal encodes h as a hold file (expires in UTC, RFC 3339).
+func (h Hold) Marshal() ([]byte, error) {
+	return json.Marshal(struct {
+		ID      string `json:"id"`
+		Holder  string `json:"holder,omitempty"`
+		Expires string `json:"expires"`
+	}{h.ID, h.Holder, h.Expires.UTC().Format(time.RFC3339Nano)})
+}
+
 // Active reports whether h still holds at now.
 func (h Hold) Active(now time.Time) bool { return now.Before(h.Expires) }
 

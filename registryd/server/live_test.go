@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -546,7 +547,7 @@ func TestDrainLetsAnUploadFinish(t *testing.T) {
 
 	content := bytes.Repeat([]byte("registryd"), 100_000)
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPut, loc+"?digest="+digestOf(content), pr)
+	req, _ := http.NewRequest(http.MethodPut, withDigest(loc, digestOf(content)), pr)
 	req.ContentLength = int64(len(content))
 	req.Header.Set("Expect", "100-continue")
 	started := make(chan struct{})
@@ -594,4 +595,17 @@ func TestDrainLetsAnUploadFinish(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Serve did not return after the drain")
 	}
+}
+
+// withDigest adds the digest query parameter to an upload Location, which
+// may carry a query of its own (the _state parameter).
+func withDigest(loc, digest string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	q := u.Query()
+	q.Set("digest", digest)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,14 +27,30 @@ func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, err
 
 // NewLoggerLevel is NewLogger with the level held in lv, which it sets
 // from the configuration; pass the same lv as Options.LogLevel so that a
-// configuration reload can change the level of the running logger.
+// configuration reload can change the level of the running logger. Log
+// hooks send in the background; NewLogging also returns what delivers
+// their queue at exit.
 func NewLoggerLevel(cfg *configuration.Configuration, w io.Writer, lv *slog.LevelVar) (*slog.Logger, error) {
+	l, _, err := NewLogging(cfg, w, lv)
+	return l, err
+}
+
+// NewLogging is NewLoggerLevel with the log hooks' close, which delivers
+// the mail they have queued until its context ends (see loghook.go).
+func NewLogging(cfg *configuration.Configuration, w io.Writer, lv *slog.LevelVar) (*slog.Logger, func(context.Context) error, error) {
 	level, err := LogLevel(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lv.Set(level)
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.LevelKey {
+			if l, ok := a.Value.Any().(slog.Level); ok && (l == LevelFatal || l == LevelPanic) {
+				return slog.String(slog.LevelKey, strings.ToUpper(levelName(l)))
+			}
+		}
+		return a
+	}}
 	var h slog.Handler
 	switch cfg.Log.Formatter {
 	case "", "text":
@@ -42,13 +60,34 @@ func NewLoggerLevel(cfg *configuration.Configuration, w io.Writer, lv *slog.Leve
 	case "logstash":
 		h = newLogstashHandler(w, opts)
 	default:
-		return nil, fmt.Errorf("log.formatter: %q not supported yet", cfg.Log.Formatter)
+		return nil, nil, fmt.Errorf("log.formatter: %q not supported yet", cfg.Log.Formatter)
+	}
+	h, closeHooks, err := withLogHooks(cfg.Log.Hooks, h)
+	if err != nil {
+		return nil, nil, err
 	}
 	logger := slog.New(h)
 	for _, k := range slices.Sorted(maps.Keys(cfg.Log.Fields)) {
 		logger = logger.With(k, cfg.Log.Fields[k])
 	}
-	return logger, nil
+	return logger, closeHooks, nil
+}
+
+// recoverPanics logs a request handler's panic at the panic level (which a
+// log hook may mail) with its stack, then aborts the request as net/http
+// would have.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					log.Log(r.Context(), LevelPanic, "Request handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				}
+				panic(http.ErrAbortHandler)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // LogLevel is the level log.level (or the deprecated top-level loglevel)

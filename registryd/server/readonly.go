@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"github.com/berth-dev/berth/registryd/control"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -54,7 +55,7 @@ import (
 const ReadOnlyHeader = "Berth-Read-Only"
 
 // StatusPath is the status endpoint's path on the debug server.
-const StatusPath = "/berth/v1/status"
+const StatusPath = control.StatusPath
 
 // writeGate admits or refuses writes and knows when none admitted in
 // read-write mode is still running.
@@ -227,42 +228,9 @@ func (m *readOnlyMode) state() (refusing bool, since time.Time) {
 // call them at start.
 func (s *Server) OnWritable(f func()) { s.mode.onWritable(f) }
 
-// Status is the body of GET /berth/v1/status on the debug server.
-type Status struct {
-	// ReadOnly: writes are refused and none admitted before is running.
-	ReadOnly bool `json:"readOnly"`
-	// ReadOnlyConfigured: writes are refused (the configuration's flag or
-	// an active hold); ReadOnly follows once in-flight writes end.
-	ReadOnlyConfigured bool `json:"readOnlyConfigured"`
-	// ReadOnlySince is when this process began refusing writes; zero
-	// (omitted) while it accepts them.
-	ReadOnlySince time.Time `json:"readOnlySince,omitzero"`
-	// WritableSince is when this process last began accepting writes (its
-	// start, if it started read-write); zero (omitted) while it refuses
-	// them.
-	WritableSince time.Time `json:"writableSince,omitzero"`
-	// Hold is the active hold, nil without one.
-	Hold *HoldStatus `json:"hold,omitempty"`
-	// HoldInvalid: the hold file exists but cannot be used (no hold
-	// applies; the reason is in the log).
-	HoldInvalid bool `json:"holdInvalid,omitempty"`
-	// ConfigGeneration counts the configurations applied since start (1
-	// for the first).
-	ConfigGeneration uint64 `json:"configGeneration"`
-	// ConfigHash is "sha256:<hex>" of the configuration file bytes last
-	// applied; empty for the embedded default.
-	ConfigHash string `json:"configHash"`
-	// ReloadFailed: the configuration file on disk could not be applied
-	// (the error is in the log); cleared once a good file is applied, or
-	// the file is back to the bytes last applied.
-	ReloadFailed bool `json:"reloadFailed,omitempty"`
-}
-
-// HoldStatus is the active hold, as the status endpoint reports it.
-type HoldStatus struct {
-	ID      string    `json:"id"`
-	Expires time.Time `json:"expires"`
-}
+// Status is the body of GET /berth/v1/status on the debug server: the
+// wire type the operator reads (package control).
+type Status = control.Status
 
 // withReadOnlyHeader adds ReadOnlyHeader to every response of next.
 func (s *Server) withReadOnlyHeader(next http.Handler) http.Handler {
@@ -305,7 +273,7 @@ func (s *Server) Status() Status {
 	}
 	if s.hold != nil {
 		if h, active, invalid := s.hold.state(); active {
-			st.Hold = &HoldStatus{ID: h.ID, Expires: h.Expires.UTC()}
+			st.Hold = &control.HoldRef{ID: h.ID, Expires: h.Expires.UTC()}
 		} else {
 			st.HoldInvalid = invalid
 		}

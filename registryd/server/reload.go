@@ -38,9 +38,9 @@ import (
 //     update. reloadFailed clears when a good file is applied, or when the
 //     file is back to the bytes last applied.
 //
-// The htpasswd file and the TLS certificate and key are watched by their
-// own reloaders (auth.Htpasswd, certReloader), whatever the configuration
-// file does; their paths are restart keys.
+// The htpasswd file, the TLS certificate and key and the TLS client CAs are
+// watched by their own reloaders (auth.Htpasswd, certReloader), whatever
+// the configuration file does; their paths are restart keys.
 type configReloader struct {
 	path    string
 	started *configuration.Configuration

@@ -21,12 +21,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/proxy"
+	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
@@ -141,6 +145,17 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		s.background = append(s.background, h.Run)
 	}
 	s.idleTimeout = timeout(o.IdleTimeout, DefaultIdleTimeout)
+	storeOpts := []storage.Option{storage.WithTagConcurrency(cfg.Storage.Tag.ConcurrencyLimit)}
+	bdc, closeCache, err := newBlobDescriptorCache(cfg, s.mode.onWritable, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if bdc != nil {
+		storeOpts = append(storeOpts, storage.WithBlobDescriptorCache(bdc))
+	}
+	if closeCache != nil {
+		s.background = append(s.background, closeCache)
+	}
 	s.secret = httpSecret(cfg, o.Logger)
 	if cfg.HTTP.TLS != nil {
 		conf, certs, err := newTLSConfig(cfg.HTTP.TLS, !cfg.HTTP.HTTP2.Disabled, o.Logger)
@@ -164,18 +179,25 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	}
 	s.ops, s.driver = ops, drv
 	s.background = append(s.background, ops.run)
-	var h http.Handler = handlers.New(drv,
+	handlerOpts, err := s.pullThrough(drv, storeOpts)
+	if err != nil {
+		return nil, err
+	}
+	var h http.Handler = handlers.New(drv, append(handlerOpts,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
 		handlers.WithReadOnly(s.mode.gate.ReadOnly),
 		handlers.WithWriteAdmission(s.mode.gate.admit),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
+		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
+		handlers.WithStorageOptions(storeOpts...),
+		handlers.WithUploadStateSecret(s.secret),
 		handlers.WithRelativeURLs(cfg.HTTP.RelativeURLs),
 		handlers.WithPrefix(cfg.HTTP.Prefix),
 		handlers.WithHost(httpHost(&cfg.HTTP)),
 		handlers.WithLogger(o.Logger),
 		handlers.WithEventSink(ops.events()),
 		handlers.WithBodyTimeout(timeout(o.BodyTimeout, handlers.DefaultBodyTimeout)),
-	)
+	)...)
 	h = s.mode.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
 	if err != nil {
@@ -192,15 +214,55 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if !cfg.Log.AccessLog.Disabled {
 		h = accessLog(o.AccessLog, h)
 	}
-	s.handler = h
+	s.handler = recoverPanics(o.Logger, h)
 	return s, nil
+}
+
+// pullThrough makes the handler a pull-through cache (proxy) over its own
+// store of drv when the proxy section is set: proxy.ttl defaults to 168h,
+// nothing is stored while read-only. See package proxy.
+func (s *Server) pullThrough(drv driver.StorageDriver, storeOpts []storage.Option) ([]handlers.Option, error) {
+	p := s.cfg.Proxy
+	if p == nil {
+		return nil, nil
+	}
+	auth, err := proxy.Authenticator(p)
+	if err != nil {
+		return nil, err
+	}
+	ttl := configuration.DefaultProxyTTL
+	if p.TTL != nil {
+		ttl = *p.TTL
+	}
+	c, err := proxy.New(storage.New(drv, storeOpts...), proxy.Options{
+		RemoteURL: p.RemoteURL,
+		Auth:      auth,
+		TTL:       ttl,
+		Admit:     s.mode.gate.admit,
+		Logger:    s.log.With("component", "proxy"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("Pull-through cache", "remoteurl", p.RemoteURL, "ttl", ttl.String(), "auth", p.Exec != nil || p.Username != "")
+	return []handlers.Option{handlers.WithPullThrough(c)}, nil
 }
 
 // Handler is the server's complete HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Listen opens the listener http.addr and http.net describe.
+// Listen opens the listener http.addr and http.net describe, or takes the
+// socket a service manager passed (socket activation): when LISTEN_PID is
+// this process and LISTEN_FDS is 1, file descriptor 3 is the listener and
+// http.addr and http.net are not used, as the reference says. Without
+// http.addr registryd must be socket-activated.
 func (s *Server) Listen() (net.Listener, error) {
+	if l, ok, err := activatedListener(); ok || err != nil {
+		return l, err
+	}
+	if s.cfg.HTTP.Addr == "" {
+		return nil, errors.New("http.addr: not set, and registryd was not socket-activated (LISTEN_FDS); set http.addr, such as :5000")
+	}
 	network := s.cfg.HTTP.Net
 	if network == "" {
 		network = "tcp"
@@ -270,6 +332,33 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return err
 }
 
+// activatedListener returns the socket passed by socket activation
+// (sd_listen_fds: LISTEN_PID names this process, LISTEN_FDS counts the
+// sockets from file descriptor 3 on); ok is false when there is none. The
+// variables are unset so children do not take them for theirs.
+func activatedListener() (l net.Listener, ok bool, err error) {
+	fds, pid := os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_PID")
+	if fds == "" || pid != strconv.Itoa(os.Getpid()) {
+		return nil, false, nil
+	}
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDNAMES")
+	switch n, err := strconv.Atoi(fds); {
+	case err != nil || n < 1:
+		return nil, true, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a number of sockets", fds)
+	case n > 1:
+		return nil, true, fmt.Errorf("socket activation: %d sockets passed, registryd serves one", n)
+	}
+	f := os.NewFile(3, "activated-socket")
+	defer f.Close()
+	l, err = net.FileListener(f)
+	if err != nil {
+		return nil, true, fmt.Errorf("socket activation: file descriptor 3: %w", err)
+	}
+	return l, true, nil
+}
+
 // protocols are the HTTP versions served: HTTP/1.1, HTTP/2 over TLS unless
 // http.http2.disabled, and HTTP/2 over cleartext when http.h2c.enabled.
 func (s *Server) protocols() *http.Protocols {
@@ -293,10 +382,10 @@ func withHeaders(hdr configuration.Header, next http.Handler) http.Handler {
 }
 
 // indexValidation maps validation.manifests.indexes to the handler's option.
-// validation.disabled turns index validation off, as it turns off all
-// manifest validation in Distribution.
+// With validation off (see configuration.Validation.On) index children are
+// not checked, as in Distribution.
 func indexValidation(v *configuration.Validation) handlers.IndexValidation {
-	if v.Disabled {
+	if !v.On() {
 		return handlers.IndexValidation{Mode: handlers.IndexValidateNone}
 	}
 	switch strings.ToLower(v.Manifests.Indexes.Platforms) {
@@ -311,4 +400,36 @@ func indexValidation(v *configuration.Validation) handlers.IndexValidation {
 	default:
 		return handlers.IndexValidation{Mode: handlers.IndexValidateAll}
 	}
+}
+
+// urlPolicy maps validation.manifests.urls to the handler's option, as
+// Distribution reads it: with validation on, URLs must match one of the
+// allow expressions and none of the deny ones, and with neither list set
+// no URL is allowed; with validation off any http(s) URL passes. The
+// expressions compiled when the configuration was validated.
+func urlPolicy(v *configuration.Validation) handlers.URLPolicy {
+	if !v.On() {
+		return handlers.URLPolicy{}
+	}
+	u := v.Manifests.URLs
+	if len(u.Allow) == 0 && len(u.Deny) == 0 {
+		return handlers.DenyAllURLs
+	}
+	var p handlers.URLPolicy
+	if len(u.Allow) > 0 {
+		p.Allow = regexp.MustCompile(anyOf(u.Allow))
+	}
+	if len(u.Deny) > 0 {
+		p.Deny = regexp.MustCompile(anyOf(u.Deny))
+	}
+	return p
+}
+
+// anyOf joins regular expressions into one that matches where any does.
+func anyOf(exprs []string) string {
+	parts := make([]string, len(exprs))
+	for i, e := range exprs {
+		parts[i] = "(?:" + e + ")"
+	}
+	return strings.Join(parts, "|")
 }
