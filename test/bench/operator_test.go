@@ -15,14 +15,18 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -63,20 +67,36 @@ func runManager() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// main.go's cache: no pods, and of the kinds it creates only its own.
+	ours := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "berth"})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 benchScheme(),
 		Metrics:                metricsserver.Options{BindAddress: os.Getenv(managerMetricsEnv)},
 		HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}:           {Label: ours},
+			&batchv1.CronJob{}:       {Label: ours},
+			&corev1.ServiceAccount{}: {Label: ours},
+			&rbacv1.Role{}:           {Label: ours},
+			&rbacv1.RoleBinding{}:    {Label: ours},
+		}},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&controllers.RegistryReconciler{Client: mgr.GetClient(), RegistrydImage: "berth/registryd:bench"}).SetupWithManager(mgr); err != nil {
+	prober := &controllers.HTTPProber{Client: &http.Client{Timeout: 3 * time.Second}}
+	if err := (&controllers.RegistryReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Prober: prober,
+		RegistrydImage: "berth/registryd:bench", ManagerImage: "berth/manager:bench",
+	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&controllers.GarbageCollectionReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.GarbageCollectionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Prober: prober,
+		Recorder: mgr.GetEventRecorderFor("garbagecollection-controller"), RegistrydImage: "berth/registryd:bench",
+	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
