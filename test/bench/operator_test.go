@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -126,6 +127,9 @@ func BenchmarkOperatorScale(b *testing.B) {
 }
 
 func runOperatorBench(b *testing.B, n int, assets string) {
+	// envtest logs through controller-runtime's logger: this process has
+	// nothing to say (the manager logs to its own file).
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(testutil.RepoRoot(b), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
@@ -163,8 +167,13 @@ func runOperatorBench(b *testing.B, n int, assets string) {
 		b.Fatal(err)
 	}
 
+	// The managers' logs outlive the benchmark, beside its report.
+	logDir := filepath.Join(testutil.RepoRoot(b), "bin", "bench")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
 	results.sampleLoad("operator benchmark start")
-	first := startManager(b, kubeconfigPath, filepath.Join(dir, "manager-1.log"))
+	first := startManager(b, kubeconfigPath, filepath.Join(logDir, "operator-manager-1.log"))
 	start := time.Now()
 	_, err = fanOut(n, 16, func(i int) error { return c.Create(ctx, sampleRegistry(i)) })
 	if err != nil {
@@ -175,7 +184,10 @@ func runOperatorBench(b *testing.B, n int, assets string) {
 		return allReconciledRegistries(ctx, c, n)
 	})
 	if err != nil {
-		b.Fatalf("waiting for %d Registries to be reconciled: %v\nmanager log: %s", n, err, first.logPath)
+		done, _ := countReconciled(ctx, c)
+		st, _ := first.scrape()
+		b.Fatalf("waiting for %d Registries to be reconciled: %v; %d were, after %d reconciles and %d API writes, queue depth %d\nmanager log: %s",
+			n, err, done, st.reconciles, st.writes, st.depth, first.logPath)
 	}
 	toChildren := time.Since(start)
 	if err := checkChildren(ctx, c, n); err != nil {
@@ -189,7 +201,7 @@ func runOperatorBench(b *testing.B, n int, assets string) {
 	firstRSS, firstCPU := first.stop(b)
 
 	// A no-op resync: a new manager reconciles every Registry again.
-	second := startManager(b, kubeconfigPath, filepath.Join(dir, "manager-2.log"))
+	second := startManager(b, kubeconfigPath, filepath.Join(logDir, "operator-manager-2.log"))
 	secondStats, err := second.settle(ctx, int64(n))
 	if err != nil {
 		b.Fatal(err)
@@ -246,6 +258,22 @@ func allReconciledRegistries(ctx context.Context, c client.Client, n int) (bool,
 		}
 	}
 	return true, nil
+}
+
+// countReconciled counts the Registries with a status for their current
+// generation.
+func countReconciled(ctx context.Context, c client.Client) (int, error) {
+	var list berthv1alpha1.RegistryList
+	if err := c.List(ctx, &list, client.InNamespace(benchNamespace)); err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, r := range list.Items {
+		if r.Status.ObservedGeneration == r.Generation {
+			done++
+		}
+	}
+	return done, nil
 }
 
 // checkChildren checks that each of the n Registries controls a
