@@ -135,6 +135,9 @@ func runOperatorBench(b *testing.B, n int, assets string) {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
+	// envtest's default Service range, a /24, holds 253 Services: each
+	// Registry has one.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		b.Fatal(err)
