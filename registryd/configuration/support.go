@@ -34,7 +34,7 @@ type Support struct {
 // Each call returns a new value; callers may modify it.
 func Implemented() Support {
 	return Support{
-		StorageDrivers: []string{DriverFilesystem, DriverInMemory},
+		StorageDrivers: []string{DriverFilesystem, DriverInMemory, DriverAzure, DriverGCS, DriverS3},
 		Features: []string{
 			"log.formatter.json",
 			"log.formatter.logstash",
@@ -59,6 +59,7 @@ func Implemented() Support {
 			"health.tcp",
 			"validation.manifests.indexes.none",
 			"validation.manifests.indexes.list",
+			"middleware.storage.redirect",
 		},
 	}
 }
