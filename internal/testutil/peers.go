@@ -306,30 +306,26 @@ func GCS(t testing.TB) *GCSServer {
 }
 
 // StartGCSServer starts fake-gcs-server on addr ("host:0" picks a free
-// port), keeping objects in a fresh directory. The caller stops it with
-// Stop.
+// port), keeping objects in memory. The caller stops it with Stop.
 func StartGCSServer(bin, addr string) (*GCSServer, error) {
 	addr, err := resolvePort(addr)
 	if err != nil {
 		return nil, err
 	}
 	host, port, _ := net.SplitHostPort(addr)
-	dir, err := os.MkdirTemp("", "berth-fake-gcs-")
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"-scheme", "http", "-host", host, "-port", port, "-backend", "filesystem",
-		"-filesystem-root", dir, "-public-host", addr, "-external-url", "http://" + addr, "-log-level", "warn"}
+	// The memory backend: the filesystem one reads every object of a
+	// bucket to answer each listing page, which makes a registry's many
+	// listings slow. Nothing outlives the test binary anyway.
+	args := []string{"-scheme", "http", "-host", host, "-port", port, "-backend", "memory",
+		"-public-host", addr, "-external-url", "http://" + addr, "-log-level", "warn"}
 	p, err := startPeer("fake-gcs-server", bin, args, nil, addr, httpAnswers("http://"+addr+"/storage/v1/b"))
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	p.dir = dir
 	return &GCSServer{Peer: p}, nil
 }
 
-// Stop stops the server and removes its data.
+// Stop stops the server; its data goes with it.
 func (g *GCSServer) Stop() { g.stop() }
 
 // Endpoint is the server's URL, the value of STORAGE_EMULATOR_HOST.
