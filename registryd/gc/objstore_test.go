@@ -1,11 +1,21 @@
 package gc_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/internal/testutil/storagetest"
+	"github.com/berth-dev/berth/registryd/gc"
+	"github.com/berth-dev/berth/registryd/storage"
+	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
 func TestMain(m *testing.M) { testutil.Main(m) }
@@ -29,5 +39,84 @@ func TestCollectRandomStoresOnObjectStores(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// counting counts the deletes the collector asks of the driver it wraps.
+type counting struct {
+	driver.StorageDriver
+	blobDeletes, batches, batched atomic.Int64
+}
+
+func (c *counting) Delete(ctx context.Context, p string) error {
+	if strings.HasPrefix(p, storage.BlobsPath()+"/") {
+		c.blobDeletes.Add(1)
+	}
+	return c.StorageDriver.Delete(ctx, p)
+}
+
+func (c *counting) DeleteFiles(ctx context.Context, paths []string) (map[string]error, error) {
+	c.batches.Add(1)
+	c.batched.Add(int64(len(paths)))
+	fd, ok := driver.AsFileDeleter(c.StorageDriver)
+	if !ok {
+		return nil, errors.New("the wrapped driver has no batch delete")
+	}
+	return fd.DeleteFiles(ctx, paths)
+}
+
+// TestBlobsDeletedInBatches collects a bucket holding more unreferenced
+// blobs than one batch delete takes: they go in ceil(n/1000) batch calls
+// (S3's DeleteObjects takes 1,000 keys; the azure driver splits each into
+// blob batches of 256), none blob by blob, and all of them are gone.
+func TestBlobsDeletedInBatches(t *testing.T) {
+	for _, tc := range []struct {
+		store testutil.Storage
+		n     int
+	}{{testutil.ObjectStorages()[1], 1005}, {testutil.ObjectStorages()[0], 300}} {
+		t.Run(tc.store.Name, func(t *testing.T) {
+			drv := &counting{StorageDriver: storagetest.NewDriver(t, tc.store)}
+			s := storage.New(drv)
+			var wg sync.WaitGroup
+			errs := make(chan error, tc.n)
+			work := make(chan int)
+			for range 16 {
+				wg.Go(func() {
+					for i := range work {
+						b := fmt.Appendf(nil, "stray blob %d", i)
+						if _, err := s.PutBlob(ctx, "strays", digest.FromBytes(b), b); err != nil {
+							errs <- err
+						}
+					}
+				})
+			}
+			for i := range tc.n {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			sum, err := gc.Run(ctx, drv, gc.Options{})
+			if err != nil {
+				t.Fatalf("Run: %v (%+v)", err, sum)
+			}
+			if sum.BlobsDeleted != tc.n {
+				t.Errorf("BlobsDeleted = %d, want %d", sum.BlobsDeleted, tc.n)
+			}
+			if want := int64((tc.n + 999) / 1000); drv.batches.Load() != want || drv.batched.Load() != int64(tc.n) || drv.blobDeletes.Load() != 0 {
+				t.Errorf("%d batch calls for %d blobs and %d blob-by-blob deletes; want %d, %d and 0",
+					drv.batches.Load(), drv.batched.Load(), drv.blobDeletes.Load(), want, tc.n)
+			}
+			left := 0
+			if err := s.WalkBlobs(ctx, func(digest.Digest, int64) error { left++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if left != 0 {
+				t.Errorf("%d blobs left after the collection", left)
+			}
+		})
 	}
 }

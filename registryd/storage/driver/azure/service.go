@@ -2,10 +2,8 @@ package azure
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -85,32 +83,29 @@ func (s *blobService) Head(ctx context.Context, key string) (objstore.Object, er
 }
 
 // DeleteObjects deletes up to 256 blobs in one batch request.
-func (s *blobService) DeleteObjects(ctx context.Context, keys []string) error {
+func (s *blobService) DeleteObjects(ctx context.Context, keys []string) (map[string]error, error) {
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	bb, err := s.d.container.NewBatchBuilder()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range keys {
 		if err := bb.Delete(k, nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	resp, err := s.d.container.SubmitBatch(ctx, bb, nil)
 	if err != nil {
-		return fmt.Errorf("deleting %d blobs: %w", len(keys), err)
+		return nil, fmt.Errorf("deleting %d blobs: %w", len(keys), err)
 	}
-	var errs []string
+	failed := map[string]error{}
 	for _, item := range resp.Responses {
 		if item.Error == nil || bloberror.HasCode(item.Error, bloberror.BlobNotFound) || isStatus(item.Error, http.StatusNotFound) {
 			continue
 		}
-		errs = append(errs, fmt.Sprintf("%s: %v", deref(item.BlobName), item.Error))
+		failed[deref(item.BlobName)] = item.Error
 	}
-	if len(errs) > 0 {
-		return errors.New("deleting blobs: " + strings.Join(errs, "; "))
-	}
-	return nil
+	return failed, nil
 }

@@ -3,8 +3,6 @@ package gcs
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 
 	"cloud.google.com/go/storage"
@@ -56,11 +54,11 @@ func (s *service) Head(ctx context.Context, key string) (objstore.Object, error)
 
 // DeleteObjects deletes keys, deleteWorkers at a time: the client library
 // has no batch call.
-func (s *service) DeleteObjects(ctx context.Context, keys []string) error {
+func (s *service) DeleteObjects(ctx context.Context, keys []string) (map[string]error, error) {
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []string
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed = map[string]error{}
 	)
 	work := make(chan string)
 	for range min(deleteWorkers, len(keys)) {
@@ -69,7 +67,7 @@ func (s *service) DeleteObjects(ctx context.Context, keys []string) error {
 				err := s.d.bucket.Object(k).Delete(ctx)
 				if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 					mu.Lock()
-					errs = append(errs, fmt.Sprintf("%s: %v", k, err))
+					failed[k] = err
 					mu.Unlock()
 				}
 			}
@@ -80,8 +78,5 @@ func (s *service) DeleteObjects(ctx context.Context, keys []string) error {
 	}
 	close(work)
 	wg.Wait()
-	if len(errs) > 0 {
-		return errors.New("deleting objects: " + strings.Join(errs, "; "))
-	}
-	return nil
+	return failed, nil
 }

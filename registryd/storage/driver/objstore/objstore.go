@@ -38,6 +38,8 @@ package objstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -75,8 +77,10 @@ type Service interface {
 	// Head describes the object at key; a missing object is ErrNotExist.
 	Head(ctx context.Context, key string) (Object, error)
 	// DeleteObjects removes the objects at keys (at most MaxDeleteBatch of
-	// them); a key that is already gone is not an error.
-	DeleteObjects(ctx context.Context, keys []string) error
+	// them) and reports the keys it could not remove, with why; a key
+	// that is already gone is not a failure. err is for a request that
+	// failed as a whole.
+	DeleteObjects(ctx context.Context, keys []string) (failed map[string]error, err error)
 }
 
 // Defaults of Tree's tuning fields.
@@ -296,18 +300,56 @@ func (t *Tree) appendAll(ctx context.Context, prefix string, keys *[]string) err
 	}
 }
 
-// DeleteKeys deletes keys in batches of at most MaxDeleteBatch.
+// DeleteKeys deletes keys in batches of at most MaxDeleteBatch; any key
+// left behind is an error.
 func (t *Tree) DeleteKeys(ctx context.Context, keys []string) error {
+	failed, err := t.deleteKeys(ctx, keys)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for k, e := range failed {
+		errs = append(errs, fmt.Errorf("deleting %s: %w", k, e))
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Tree) deleteKeys(ctx context.Context, keys []string) (map[string]error, error) {
 	batch := t.MaxDeleteBatch
 	if batch <= 0 {
 		batch = DefaultMaxDeleteBatch
 	}
+	failed := map[string]error{}
 	for len(keys) > 0 {
 		n := min(batch, len(keys))
-		if err := t.Service.DeleteObjects(ctx, keys[:n]); err != nil {
-			return err
+		f, err := t.Service.DeleteObjects(ctx, keys[:n])
+		maps.Copy(failed, f)
+		if err != nil {
+			for _, k := range keys {
+				if _, ok := failed[k]; !ok {
+					failed[k] = err
+				}
+			}
+			return failed, err
 		}
 		keys = keys[n:]
 	}
-	return nil
+	return failed, nil
+}
+
+// DeleteFiles deletes the objects at paths in batches (see
+// driver.FileDeleter), without listing: it removes exactly those keys.
+func (t *Tree) DeleteFiles(ctx context.Context, paths []string) (map[string]error, error) {
+	keys := make([]string, len(paths))
+	pathOf := make(map[string]string, len(paths))
+	for i, p := range paths {
+		keys[i] = t.Key(p)
+		pathOf[keys[i]] = p
+	}
+	failedKeys, err := t.deleteKeys(ctx, keys)
+	failed := make(map[string]error, len(failedKeys))
+	for k, e := range failedKeys {
+		failed[pathOf[k]] = e
+	}
+	return failed, err
 }

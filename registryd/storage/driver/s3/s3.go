@@ -389,7 +389,7 @@ func (d *Driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	} else if err := d.multipartCopy(ctx, src, dst, size); err != nil {
 		return err
 	}
-	return d.Service.DeleteObjects(ctx, []string{src})
+	return d.DeleteKeys(ctx, []string{src})
 }
 
 // copySource is the x-amz-copy-source of key: bucket/key, URL-escaped.

@@ -2,9 +2,7 @@ package s3
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -59,9 +57,9 @@ func (s *service) Head(ctx context.Context, key string) (objstore.Object, error)
 }
 
 // DeleteObjects removes up to 1,000 keys in one request.
-func (s *service) DeleteObjects(ctx context.Context, keys []string) error {
+func (s *service) DeleteObjects(ctx context.Context, keys []string) (map[string]error, error) {
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	objs := make([]types.ObjectIdentifier, len(keys))
 	for i, k := range keys {
@@ -72,17 +70,14 @@ func (s *service) DeleteObjects(ctx context.Context, keys []string) error {
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var errs []string
+	failed := map[string]error{}
 	for _, e := range out.Errors {
 		if aws.ToString(e.Code) == "NoSuchKey" {
 			continue
 		}
-		errs = append(errs, fmt.Sprintf("%s: %s %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
+		failed[aws.ToString(e.Key)] = fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))
 	}
-	if len(errs) > 0 {
-		return errors.New("deleting objects: " + strings.Join(errs, "; "))
-	}
-	return nil
+	return failed, nil
 }

@@ -225,5 +225,5 @@ func (w *writer) Cancel(ctx context.Context) error {
 		w.uploadID, w.parts = "", nil
 	}
 	w.buf = nil
-	return w.d.Service.DeleteObjects(ctx, []string{w.key})
+	return w.d.DeleteKeys(ctx, []string{w.key})
 }
