@@ -75,7 +75,9 @@ func (r *recorder) count(prefix string) int {
 	return n
 }
 
-func newRecorder() *recorder { return &recorder{inner: http.DefaultTransport.(*http.Transport).Clone()} }
+func newRecorder() *recorder {
+	return &recorder{inner: http.DefaultTransport.(*http.Transport).Clone()}
+}
 
 func ref(t *testing.T, reg *testutil.Registry, s string) name.Reference {
 	t.Helper()
