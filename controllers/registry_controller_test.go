@@ -207,7 +207,6 @@ var _ = Describe("Registry controller", func() {
 	// with the keys the Registry's status must name. When registryd
 	// implements one, its sample moves to the other branch.
 	unsupported := map[string][]string{
-		"berth_v1alpha1_registry_s3.yaml":    {"storage.s3: not supported yet", `storage.cache.blobdescriptor: "inmemory" not supported yet`},
 		"berth_v1alpha1_registry_cache.yaml": {"proxy: not supported yet"},
 	}
 
@@ -428,7 +427,7 @@ var _ = Describe("Registry controller", func() {
 
 	It("issues no write when it reconciles an unchanged Registry that registryd cannot run yet", func() {
 		ns := newNamespace()
-		name := applySample(filepath.Join("..", "config", "samples", "berth_v1alpha1_registry_s3.yaml"), ns)[0]
+		name := applySample(filepath.Join("..", "config", "samples", "berth_v1alpha1_registry_cache.yaml"), ns)[0]
 		Eventually(condition(ns, name, berthv1alpha1.ConditionDegraded)).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonUnsupportedConfig))
 		expectNoWrites(ns, name)
 	})
