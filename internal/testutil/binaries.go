@@ -14,8 +14,16 @@ import (
 	"testing"
 )
 
+// TB is the part of testing.TB the helpers that Ginkgo specs use too need
+// (GinkgoT() has it).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // RepoRoot is the repository's top directory.
-func RepoRoot(t testing.TB) string {
+func RepoRoot(t TB) string {
 	t.Helper()
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
@@ -41,7 +49,7 @@ var (
 // environment variable env is set (the Makefile sets it after running the
 // script itself) its value is used instead. The script runs once per test
 // binary.
-func HackTool(t testing.TB, env, script string) string {
+func HackTool(t TB, env, script string) string {
 	t.Helper()
 	hackToolsMu.Lock()
 	tool, ok := hackTools[script]

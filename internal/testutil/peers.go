@@ -349,7 +349,7 @@ func resolvePort(addr string) (string, error) {
 }
 
 // CreateBucket creates bucket name on the server.
-func (s *S3Server) CreateBucket(t testing.TB, name string) {
+func (s *S3Server) CreateBucket(t TB, name string) {
 	t.Helper()
 	client := s3.New(s3.Options{
 		Region:       s.Region,
@@ -365,7 +365,7 @@ func (s *S3Server) CreateBucket(t testing.TB, name string) {
 }
 
 // CreateBucket creates bucket name on the emulator (JSON API).
-func (g *GCSServer) CreateBucket(t testing.TB, name string) {
+func (g *GCSServer) CreateBucket(t TB, name string) {
 	t.Helper()
 	body := strings.NewReader(`{"name":"` + name + `"}`)
 	resp, err := http.Post(g.Endpoint()+"/storage/v1/b?project=berth", "application/json", body)
