@@ -125,7 +125,8 @@ type Parameters struct {
 	StorageClass string
 	// ObjectACL is the canned ACL of written objects; "" sends none.
 	ObjectACL string
-	// UserAgent is appended to the SDK's User-Agent.
+	// UserAgent is appended to the SDK's User-Agent (characters the SDK
+	// does not allow there, "/" among them, become "-").
 	UserAgent string
 	// LogLevel is one of LogLevels; "" means off.
 	LogLevel string
