@@ -456,3 +456,37 @@ func TestAzureReferenceExample(t *testing.T) {
 		t.Errorf("the pull fetched %d blobs from Azurite, want %d: %v", n, len(blobs(t, img)), rec.seen)
 	}
 }
+
+// TestGCSInlineCredentials configures the service account key inline
+// (storage.gcs.credentials, as the reference shows it) instead of a key
+// file: registryd signs its redirect URLs as that account.
+func TestGCSInlineCredentials(t *testing.T) {
+	g := testutil.GCS(t)
+	bucket := testutil.UniqueName("inline")
+	g.CreateBucket(t, bucket)
+	raw, err := os.ReadFile(testutil.GCSKeyFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key map[string]string
+	if err := json.Unmarshal(raw, &key); err != nil {
+		t.Fatal(err)
+	}
+	key["client_email"] = "inline@berth.iam.gserviceaccount.com"
+	var b strings.Builder
+	fmt.Fprintf(&b, "  gcs:\n    bucket: %s\n    credentials:\n", bucket)
+	for _, k := range []string{"type", "project_id", "private_key_id", "private_key", "client_email", "client_id", "token_uri"} {
+		v, _ := json.Marshal(key[k]) // a JSON string is a YAML string
+		fmt.Fprintf(&b, "      %s: %s\n", k, v)
+	}
+	reg := start(t, b.String(), "", "")
+	d := pushBlob(t, reg, "inline", []byte("signed by the inline key"))
+	resp, _ := get(t, noFollow, http.MethodGet, reg.URL("/v2/inline/blobs/"+d))
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Goog-Signature=") || !strings.Contains(loc, "inline%40berth.iam.gserviceaccount.com") {
+		t.Fatalf("GET blob: %s Location %q, want 307 to a URL signed by the inline account", resp.Status, loc)
+	}
+	if resp, body := get(t, http.DefaultClient, http.MethodGet, loc); resp.StatusCode != http.StatusOK || string(body) != "signed by the inline key" {
+		t.Fatalf("GET %s: %s %q", loc, resp.Status, body)
+	}
+}
