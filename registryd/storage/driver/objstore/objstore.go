@@ -160,9 +160,14 @@ func dirInfo(p string) driver.FileInfo {
 }
 
 // Stat describes the object at p, or the directory p when objects exist
-// below it. The root is always a directory.
+// below it. The root is always a directory, but Stat of the root still
+// lists it (one key), so that it fails when the service cannot be reached
+// or refuses the credentials: the storagedriver health check relies on it.
 func (t *Tree) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 	if p == "/" {
+		if _, err := t.Service.List(ctx, t.prefix(p), true, 1, ""); err != nil {
+			return nil, err
+		}
 		return dirInfo(p), nil
 	}
 	o, err := t.Service.Head(ctx, t.Key(p))

@@ -152,3 +152,25 @@ func TestS3RedirectURL(t *testing.T) {
 		t.Fatalf("RedirectURL(PUT) = %q, %v; want no redirect", u, err)
 	}
 }
+
+// TestS3StatRootReachesTheService: Stat of the root, what the storagedriver
+// health check runs, asks the service, so it fails once the service is gone.
+func TestS3StatRootReachesTheService(t *testing.T) {
+	srv, err := testutil.StartS3Server(testutil.HackTool(t, "VERSITYGW", "install-versitygw.sh"), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	srv.CreateBucket(t, "health")
+	d := newDriver(t, s3.Parameters{
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Region: srv.Region, RegionEndpoint: srv.Endpoint(),
+		ForcePathStyle: true, Bucket: "health", V4Auth: true,
+	})
+	if _, err := d.Stat(t.Context(), "/"); err != nil {
+		t.Fatalf("Stat(/) of a reachable, empty bucket: %v", err)
+	}
+	srv.Stop()
+	if _, err := d.Stat(t.Context(), "/"); err == nil {
+		t.Fatal("Stat(/) succeeded with the service stopped")
+	}
+}
