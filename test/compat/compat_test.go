@@ -69,14 +69,18 @@ func TestRegistrydToDistribution(t *testing.T) {
 // the same directory with the second and checks that it serves everything
 // the first did, byte for byte, and exactly what was pushed.
 func roundTrip(t *testing.T, fromName, fromBin, toName, toBin string) {
-	root := t.TempDir()
-	from := startRegistry(t, fromName, fromBin, root)
+	roundTripOn(t, filesystemSection(t.TempDir()), fromName, fromBin, toName, toBin)
+}
+
+// roundTripOn is roundTrip on the storage section given.
+func roundTripOn(t *testing.T, section, fromName, fromBin, toName, toBin string) {
+	from := startOn(t, fromName, fromBin, section)
 	pushed := push(t, from)
 	before := take(t, from)
 	pushed.check(t, before)
 	from.stop(t)
 
-	to := startRegistry(t, toName, toBin, root)
+	to := startOn(t, toName, toBin, section)
 	after := take(t, to)
 	if d := before.diff(after); d != "" {
 		t.Fatalf("%s serves %s's directory differently:\n%s", toName, fromName, d)

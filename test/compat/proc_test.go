@@ -16,10 +16,21 @@ type registry struct {
 // startRegistry serves root with bin and waits until it answers.
 func startRegistry(t *testing.T, name, bin, root string) *registry {
 	t.Helper()
+	return startOn(t, name, bin, filesystemSection(root))
+}
+
+// startOn serves the storage section (of config.yml, under storage:) with
+// bin and waits until it answers.
+func startOn(t *testing.T, name, bin, section string) *registry {
+	t.Helper()
 	r := testutil.StartRegistry(t, name, bin, func(addr string) string {
-		return testutil.FilesystemConfig(root, addr)
+		return testutil.RegistryConfig(section, addr, "")
 	})
 	return &registry{Registry: r, name: r.Name, addr: r.Addr}
+}
+
+func filesystemSection(root string) string {
+	return "  filesystem:\n    rootdirectory: " + root + "\n"
 }
 
 func (r *registry) stop(t *testing.T)      { r.Stop(t) }
