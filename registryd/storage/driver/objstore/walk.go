@@ -86,14 +86,13 @@ func (v *listingView) list(ctx context.Context, p string) ([]driver.FileInfo, er
 		if !ok || !isBelow(p, op) {
 			continue
 		}
-		// Register the object and every directory between p and it.
+		// Register the object and every directory between p and it, up
+		// to the first one an earlier object registered.
 		child := fileInfo(op, o)
-		for {
+		for !seen[child.Path()] {
+			seen[child.Path()] = true
 			parent := parentOf(child.Path())
-			if !seen[child.Path()] {
-				seen[child.Path()] = true
-				tree[parent] = append(tree[parent], child)
-			}
+			tree[parent] = append(tree[parent], child)
 			if parent == p {
 				break
 			}
