@@ -74,10 +74,13 @@ test: manifests generate vet helm kustomize ## Run every unit, driver (object st
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
+	redis="$$(hack/install-redis.sh)"; \
+	pebble="$$(hack/install-pebble.sh)"; \
 	versitygw="$$(hack/install-versitygw.sh)"; \
 	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
 	azurite="$$(hack/install-azurite.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" \
+	REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" \
 	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
 	HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
 

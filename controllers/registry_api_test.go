@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 )
 
@@ -89,7 +91,7 @@ var _ = Describe("Registry API", func() {
 			TLS: &berthv1alpha1.RegistryTLS{SecretName: "t", MinimumVersion: "tls1.0"}}, "spec.tls.minimumVersion"),
 	)
 
-	It("stores a GarbageCollection and keeps its registryName immutable", func() {
+	It("stores a GarbageCollection and keeps its spec immutable", func() {
 		gc := &berthv1alpha1.GarbageCollection{
 			ObjectMeta: metav1.ObjectMeta{Name: "gc-1", Namespace: "default"},
 			Spec:       berthv1alpha1.GarbageCollectionSpec{RegistryName: "reg-1"},
@@ -100,9 +102,11 @@ var _ = Describe("Registry API", func() {
 		Expect(got.Spec.Timeout).NotTo(BeNil())
 		Expect(got.Spec.Timeout.Duration.String()).To(Equal("1h0m0s"))
 
+		// A patch, not an update: the controller writes the status meanwhile.
+		before := got.DeepCopy()
 		got.Spec.RegistryName = "other"
-		err := k8sClient.Update(ctx, &got)
+		err := k8sClient.Patch(ctx, &got, client.MergeFrom(before))
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
-		Expect(err.Error()).To(ContainSubstring("spec.registryName"))
+		Expect(err.Error()).To(ContainSubstring("spec is immutable"))
 	})
 })

@@ -43,12 +43,19 @@ type registryScope struct {
 	reg        *berthv1alpha1.Registry
 	secrets    map[string]*corev1.Secret
 	rendered   *builders.Rendered
+	configMap  *corev1.ConfigMap
 	deployment *appsv1.Deployment
 	problem    *problem
+	// activeRun holds (or takes or releases a hold on) the registry;
+	// lastRun is the last finished run.
+	activeRun, lastRun *berthv1alpha1.GarbageCollection
+	// replicas are the running pods and what each reported.
+	replicas []replica
 }
 
-// effectiveReadOnly is the read-only state registryd must have: the spec's.
-// (A running GarbageCollection adds its own hold; see the GC controller.)
+// effectiveReadOnly is the read-only flag of the rendered config.yml: the
+// spec's. A GarbageCollection holds the registry with its own hold file
+// beside config.yml (see the GC controller), which expires by itself.
 func effectiveReadOnly(reg *berthv1alpha1.Registry) bool { return reg.Spec.ReadOnly }
 
 // checkPolicies refuses specs the API server accepted but the operator
@@ -222,8 +229,12 @@ func (r *RegistryReconciler) reconcileHTPasswd(ctx context.Context, s *registryS
 }
 
 func (r *RegistryReconciler) reconcileConfigMap(ctx context.Context, s *registryScope) error {
-	_, err := r.apply(ctx, s.reg, builders.ConfigMap(s.reg, s.rendered))
-	return err
+	live, err := r.apply(ctx, s.reg, builders.ConfigMap(s.reg, s.rendered))
+	if err != nil {
+		return err
+	}
+	s.configMap = live.(*corev1.ConfigMap)
+	return nil
 }
 
 func (r *RegistryReconciler) reconcilePVC(ctx context.Context, s *registryScope) error {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +38,18 @@ type RegistryReconciler struct {
 
 	// Hasher hashes htpasswd passwords; bcrypt when nil.
 	Hasher builders.Hasher
+
+	// ManagerImage is the manager's own image, which the garbage
+	// collection CronJob runs (--manager-image / MANAGER_IMAGE).
+	ManagerImage string
+
+	// APIReader lists pods without the cache (the manager caches no pods);
+	// the client when nil.
+	APIReader client.Reader
+
+	// Prober asks replicas what they do, for the ReadOnly condition; when
+	// nil, the condition follows the spec and the runs.
+	Prober ReplicaProber
 }
 
 // +kubebuilder:rbac:groups=berth.dev,resources=registries,verbs=get;list;watch;create;update;patch;delete
@@ -47,6 +61,11 @@ type RegistryReconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections,verbs=get;list;watch
 
 // Reconcile renders a Registry's children, applies them, and reports
 // status. The phases share a registryScope; a phase that finds a problem
@@ -79,6 +98,7 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.reconcileService,
 		r.reconcilePDB,
 		r.reconcileServiceMonitor,
+		r.reconcileGCSchedule,
 	}
 	for _, phase := range phases {
 		if s.problem != nil {
@@ -88,10 +108,12 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			return ctrl.Result{}, err
 		}
 	}
-	if err := r.loadDeployment(ctx, s); err != nil {
-		return ctrl.Result{}, err
+	for _, phase := range []func(context.Context, *registryScope) error{r.loadDeployment, r.loadRuns, r.observeReplicas} {
+		if err := phase(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	return ctrl.Result{}, r.patchStatus(ctx, s)
+	return requeueForReplicas(s), r.patchStatus(ctx, s)
 }
 
 // SetupWithManager registers the reconciler with the manager: it owns the
@@ -109,7 +131,12 @@ func (r *RegistryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&batchv1.CronJob{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.registriesForSecret)).
+		Watches(&berthv1alpha1.GarbageCollection{}, handler.EnqueueRequestsFromMapFunc(r.registriesForRun)).
 		Named("registry").
 		Complete(r)
 }

@@ -206,9 +206,7 @@ var _ = Describe("Registry controller", func() {
 	// registryd does not implement yet (each says which in its comment),
 	// with the keys the Registry's status must name. When registryd
 	// implements one, its sample moves to the other branch.
-	unsupported := map[string][]string{
-		"berth_v1alpha1_registry_cache.yaml": {"proxy: not supported yet"},
-	}
+	unsupported := map[string][]string{}
 
 	for _, sample := range samples {
 		if keys, ok := unsupported[filepath.Base(sample)]; ok {
@@ -337,17 +335,17 @@ var _ = Describe("Registry controller", func() {
 		Eventually(condition(ns, "staged", berthv1alpha1.ConditionReady)).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonAvailable))
 		sum, config := podChecksum(ns, "staged")(), configYML(ns, "staged")()
 
-		By("turning the registry into a pull-through cache, which registryd does not implement yet")
+		By("adding a registry middleware through extraConfig, which registryd does not implement")
 		updateRegistry(ns, "staged", func(reg *berthv1alpha1.Registry) {
-			reg.Spec.Proxy = &berthv1alpha1.RegistryProxy{RemoteURL: "https://registry-1.docker.io"}
+			reg.Spec.ExtraConfig = &apiextensionsv1.JSON{Raw: []byte(`{"middleware":{"registry":[{"name":"example"}]}}`)}
 		})
 		Eventually(condition(ns, "staged", berthv1alpha1.ConditionDegraded)).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonUnsupportedConfig))
-		Expect(condition(ns, "staged", berthv1alpha1.ConditionDegraded)().Message).To(ContainSubstring("proxy: not supported yet"))
+		Expect(condition(ns, "staged", berthv1alpha1.ConditionDegraded)().Message).To(ContainSubstring(`middleware.registry[0].name: "example" not supported yet`))
 		Consistently(podChecksum(ns, "staged"), "300ms").Should(Equal(sum), "the running pods are not rolled")
 		Expect(configYML(ns, "staged")()).To(Equal(config), "config.yml keeps the last good configuration")
 
-		By("dropping the proxy again: the registry recovers")
-		updateRegistry(ns, "staged", func(reg *berthv1alpha1.Registry) { reg.Spec.Proxy = nil })
+		By("dropping the middleware again: the registry recovers")
+		updateRegistry(ns, "staged", func(reg *berthv1alpha1.Registry) { reg.Spec.ExtraConfig = nil })
 		Eventually(condition(ns, "staged", berthv1alpha1.ConditionDegraded)).Should(haveStatusReason(metav1.ConditionFalse, berthv1alpha1.ReasonAsExpected))
 		Expect(podChecksum(ns, "staged")()).To(Equal(sum))
 	})

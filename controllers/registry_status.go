@@ -18,7 +18,7 @@ import (
 // patchStatus computes the status from the scope and writes it through the
 // status subresource, only when it changed.
 func (r *RegistryReconciler) patchStatus(ctx context.Context, s *registryScope) error {
-	status := computeStatus(s.reg, s.deployment, s.problem)
+	status := computeStatus(s.reg, s.deployment, s.problem, s.activeRun, s.lastRun, countReplicas(s.replicas))
 	if equality.Semantic.DeepEqual(status, s.reg.Status) {
 		return nil
 	}
@@ -28,13 +28,17 @@ func (r *RegistryReconciler) patchStatus(ctx context.Context, s *registryScope) 
 }
 
 // computeStatus is the Registry's status given its Deployment (nil when
-// not created yet) and the problem the reconcile found (nil when none).
-func computeStatus(reg *berthv1alpha1.Registry, dep *appsv1.Deployment, p *problem) berthv1alpha1.RegistryStatus {
+// not created yet), the problem the reconcile found (nil when none), its
+// running and last finished GarbageCollections (nil when none) and what
+// its replicas report.
+func computeStatus(reg *berthv1alpha1.Registry, dep *appsv1.Deployment, p *problem,
+	active, last *berthv1alpha1.GarbageCollection, replicas replicaCounts) berthv1alpha1.RegistryStatus {
 	st := *reg.Status.DeepCopy()
 	st.ObservedGeneration = reg.Generation
 	st.Storage = builders.StorageKind(reg)
 	st.URL = builders.URL(reg)
-	st.ReadOnly = effectiveReadOnly(reg)
+	st.ReadOnly = registryWants(reg.Spec.ReadOnly, active)
+	st.LastGarbageCollection = lastGarbageCollection(last)
 	st.Replicas, st.ReadyReplicas = 0, 0
 	if dep != nil {
 		st.Replicas, st.ReadyReplicas = dep.Status.Replicas, dep.Status.ReadyReplicas
@@ -43,7 +47,8 @@ func computeStatus(reg *berthv1alpha1.Registry, dep *appsv1.Deployment, p *probl
 	setDegradedCondition(&st, reg.Generation, p, r)
 	setProgressingCondition(&st, reg.Generation, r)
 	setReadyCondition(&st, reg.Generation, p, r)
-	setReadOnlyCondition(&st, reg.Generation, st.ReadOnly)
+	setReadOnlyCondition(&st, reg.Generation, reg.Spec.ReadOnly, active, replicas)
+	setGarbageCollectingCondition(&st, reg.Generation, active)
 	return st
 }
 
@@ -112,15 +117,6 @@ func setReadyCondition(st *berthv1alpha1.RegistryStatus, gen int64, p *problem, 
 	default:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, berthv1alpha1.ReasonNotAvailable,
 			fmt.Sprintf("%d of %d replicas ready", r.ready, r.desired)
-	}
-	meta.SetStatusCondition(&st.Conditions, c)
-}
-
-func setReadOnlyCondition(st *berthv1alpha1.RegistryStatus, gen int64, readOnly bool) {
-	c := metav1.Condition{Type: berthv1alpha1.ConditionReadOnly, ObservedGeneration: gen,
-		Status: metav1.ConditionFalse, Reason: berthv1alpha1.ReasonReadWrite, Message: "Writes are accepted"}
-	if readOnly {
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, berthv1alpha1.ReasonSpecReadOnly, "spec.readOnly is true: writes are refused"
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
 }

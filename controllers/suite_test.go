@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -47,6 +48,8 @@ var _ = BeforeSuite(func() {
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		// A loaded 2-core machine can take longer than the 20 s default.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	var err error
 	cfg, err = testEnv.Start()
@@ -61,8 +64,14 @@ var _ = BeforeSuite(func() {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&RegistryReconciler{Client: mgr.GetClient(), RegistrydImage: "registryd:test"}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&GarbageCollectionReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
+	// No registryd pod runs here (no kubelet): the probes find none. The
+	// GarbageCollection state machine with real replicas is tested in
+	// controllers/gctest.
+	prober := &HTTPProber{}
+	Expect((&RegistryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Prober: prober,
+		RegistrydImage: "registryd:test", ManagerImage: "manager:test"}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&GarbageCollectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Prober: prober,
+		Recorder: mgr.GetEventRecorderFor("garbagecollection-controller"), RegistrydImage: "registryd:test"}).SetupWithManager(mgr)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

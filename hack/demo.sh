@@ -12,8 +12,11 @@
 #     on until Ready;
 #  4. a kubectl port-forward to its Service on 127.0.0.1:DEMO_PORT, started
 #     and stopped by PID, and hack/pushpull pushing a random image as alice
-#     and pulling it back byte for byte;
-#  5. how to reach it. The registry stays; `make cluster-down` removes it all.
+#     and pulling it back byte for byte, then making garbage (images whose
+#     manifests it deletes);
+#  5. a GarbageCollection of that registry, waited on, and `kubectl get gc`
+#     with the bytes freed and how long writes were refused;
+#  6. how to reach it. The registry stays; `make cluster-down` removes it all.
 set -euo pipefail
 # shellcheck source=hack/cluster-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
@@ -76,12 +79,29 @@ done
 [[ "${code}" == 401 ]] || { cat "${pflog}" >&2; die "no answer through the port-forward (last status ${code})"; }
 log "anonymous GET /v2/ is refused: ${code}"
 
-step "pushing and pulling an image as ${user}"
+step "pushing and pulling an image as ${user}, then making garbage"
 (cd "${ROOT}" && PUSHPULL_PASSWORD="${password}" go run ./hack/pushpull \
-  -ref "127.0.0.1:${DEMO_PORT}/demo/hello:v1" -user "${user}" -insecure)
+  -ref "127.0.0.1:${DEMO_PORT}/demo/hello:v1" -user "${user}" -insecure -garbage 3)
 
 cleanup
 trap - EXIT
+
+# The garbage is seconds old: the default grace period (1h) would keep it,
+# as it keeps the layers of a push that straddles a run, so this run says 0s.
+gc="demo-gc-$(date +%s)"
+step "collecting garbage: GarbageCollection ${gc} (gracePeriod 0s)"
+printf 'apiVersion: berth.dev/v1alpha1\nkind: GarbageCollection\nmetadata: {name: %s}\nspec: {registryName: %s, gracePeriod: 0s}\n' \
+  "${gc}" "${REG}" | kc -n "${DEMO_NAMESPACE}" create -f - >&2
+phase=""
+for _ in {1..600}; do
+  phase="$(kc -n "${DEMO_NAMESPACE}" get garbagecollection "${gc}" -o jsonpath='{.status.phase}')"
+  [[ "${phase}" == Succeeded || "${phase}" == Failed ]] && break
+  sleep 0.5
+done
+kc -n "${DEMO_NAMESPACE}" get garbagecollections >&2
+[[ "${phase}" == Succeeded ]] || { kc -n "${DEMO_NAMESPACE}" get garbagecollection "${gc}" -o yaml >&2; die "GarbageCollection ${gc}: ${phase:-no phase}"; }
+log "$(kc -n "${DEMO_NAMESPACE}" get garbagecollection "${gc}" -o jsonpath='{.status.message}; writes were refused for {.status.writeOutage.duration}; the collector ran {.status.summary.duration}')"
+kc -n "${DEMO_NAMESPACE}" get registries >&2
 cat <<EOF2
 
 Berth is running a registry for you ($((SECONDS - START)) s). Reach it with:
@@ -95,5 +115,6 @@ Berth is running a registry for you ($((SECONDS - START)) s). Reach it with:
   PUSHPULL_PASSWORD=${password} go run ./hack/pushpull -ref 127.0.0.1:${DEMO_PORT}/demo/hello:v2 -user alice -insecure
 
   ${KUBECTL} -n ${DEMO_NAMESPACE} get registries
+  ${KUBECTL} -n ${DEMO_NAMESPACE} get garbagecollections   # get gc -w to watch a run
   make cluster-down     # when done: removes the cluster and everything in it
 EOF2

@@ -1,7 +1,7 @@
 // Command registryd is Berth's OCI registry daemon, a drop-in replacement
 // for the CNCF Distribution registry:
 //
-//	registryd serve [config.yml]
+//	registryd serve [--hold-file PATH] [--idle-timeout 2m] [--body-timeout 1m] [config.yml]
 //	registryd garbage-collect [flags] config.yml
 //	registryd --version
 //
@@ -10,6 +10,12 @@
 // REGISTRY_CONFIGURATION_PATH, and without that it starts on an embedded
 // default: filesystem storage under /var/lib/registry (override with
 // REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) on :5000.
+//
+// --hold-file names the read-only hold file the operator writes during a
+// garbage-collection run (package hold; docs/registryd-live-state.md):
+// serve reads it before serving and refuses writes while it holds an
+// active hold. It is a flag only, never an environment variable: REGISTRY_*
+// variables are configuration overrides.
 package main
 
 import (
@@ -25,9 +31,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-dev/berth/internal/version"
 	"github.com/berth-dev/berth/registryd/configuration"
+	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/server"
 )
 
@@ -113,12 +121,23 @@ func loadConfiguration(path string) (*configuration.Configuration, string, error
 	return cfg, path, nil
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: registryd serve [config.yml]") }
+	holdFile := fs.String("hold-file", "", "read-only hold file to watch (written by the operator during garbage collection)")
+	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long (0: never)")
+	body := fs.Duration("body-timeout", handlers.DefaultBodyTimeout, "fail a request whose body sends nothing this long (0: never)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: registryd serve [flags] [config.yml]\n\nflags (Distribution's config.yml has no key for these):")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for name, d := range map[string]time.Duration{"--idle-timeout": *idle, "--body-timeout": *body} {
+		if d < 0 {
+			return fmt.Errorf("%s: %s is negative; use 0 to turn the timeout off", name, d)
+		}
 	}
 	if fs.NArg() > 1 {
 		return fmt.Errorf("too many arguments: %s", strings.Join(fs.Args(), " "))
@@ -128,16 +147,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	level := new(slog.LevelVar)
-	logger, err := server.NewLoggerLevel(cfg, stderr, level)
+	logger, closeHooks, err := server.NewLogging(cfg, stderr, level)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// A failure from here on is logged at the fatal level (which a
+		// log hook may mail), and queued hook mail is delivered.
+		if err != nil {
+			logger.Log(context.Background(), server.LevelFatal, "registryd stopped", "error", err)
+		}
+		drainCtx, cancel := context.WithTimeout(context.Background(), server.HookDrain)
+		defer cancel()
+		if herr := closeHooks(drainCtx); herr != nil {
+			fmt.Fprintf(stderr, "registryd: %v\n", herr)
+		}
+	}()
 	// The file (not the embedded default) is watched and re-applied live.
 	configPath := fs.Arg(0)
 	if configPath == "" {
 		configPath = os.Getenv("REGISTRY_CONFIGURATION_PATH")
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level})
+	srv, err := server.New(cfg, server.Options{
+		Logger: logger, AccessLog: stdout, ConfigPath: configPath, LogLevel: level, HoldFile: *holdFile,
+		IdleTimeout: offIfZero(*idle), BodyTimeout: offIfZero(*body),
+	})
 	if err != nil {
 		return err
 	}
@@ -149,10 +183,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		attrs = append(attrs, "rootdirectory", root)
 	}
+	if *holdFile != "" {
+		attrs = append(attrs, "holdFile", *holdFile)
+	}
 	logger.Info("Starting registryd", attrs...)
 	l, err := srv.Listen()
 	if err != nil {
 		return err
 	}
 	return srv.Serve(ctx, l)
+}
+
+// offIfZero maps a flag's 0 ("never") to the negative duration that turns
+// a server.Options timeout off (0 there selects the default).
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

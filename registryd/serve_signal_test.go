@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,9 +53,10 @@ func (d *daemon) waitLog(t *testing.T, re *regexp.Regexp) []string {
 	return nil
 }
 
-func startDaemon(t *testing.T, config string) *daemon {
+// startDaemon runs registryd serve with args.
+func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(testutil.Registryd(t), "serve", config)
+	cmd := exec.Command(testutil.Registryd(t), append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), "REGISTRY_LOG_ACCESSLOG_DISABLED=true")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -120,7 +122,7 @@ http:
 	sum := sha256.Sum256(content)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPut, loc+"?digest="+digest, pr)
+	req, _ := http.NewRequest(http.MethodPut, withDigest(loc, digest), pr)
 	req.ContentLength = int64(len(content))
 	// The server answers 100 Continue when the handler starts reading the
 	// body: proof that the request is in flight, not queued.
@@ -213,6 +215,8 @@ storage:
 http:
   addr: 127.0.0.1:0
   secret: reload-test
+  debug:
+    addr: 127.0.0.1:0
 `, filepath.Join(dir, "data"), readOnly)
 	}
 	mount := filepath.Join(dir, "config")
@@ -245,14 +249,21 @@ http:
 		}
 	})
 	addr := d.waitLog(t, regexp.MustCompile(`msg=Listening network=tcp addr=(\S+)`))[1]
+	debugAddr := d.waitLog(t, regexp.MustCompile(`msg="Debug server listening" addr=(\S+)`))[1]
 	readOnly := func() string {
-		resp, err := http.Get("http://" + addr + "/berth/v1/status")
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		header := resp.Header.Get("Berth-Read-Only")
+		resp, err = http.Get("http://" + debugAddr + "/berth/v1/status")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return resp.Header.Get("Berth-Read-Only") + " " + string(body)
+		return header + " " + string(body)
 	}
 	if got := readOnly(); !strings.HasPrefix(got, `false {"readOnly":false`) {
 		t.Fatalf("status at start: %s", got)
@@ -274,4 +285,17 @@ http:
 	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), "read-only") {
 		t.Errorf("a write while read-only: %d %s", resp.StatusCode, body)
 	}
+}
+
+// withDigest adds the digest query parameter to an upload Location, which
+// may carry a query of its own (the _state parameter).
+func withDigest(loc, digest string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	q := u.Query()
+	q.Set("digest", digest)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

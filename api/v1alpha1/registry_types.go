@@ -38,6 +38,17 @@ const (
 	ReasonCertManagerMissing = "CertManagerMissing"
 	ReasonSpecReadOnly       = "SpecReadOnly"
 	ReasonReadWrite          = "ReadWrite"
+	// ReasonGarbageCollection: a GarbageCollection holds the registry
+	// read-only.
+	ReasonGarbageCollection = "GarbageCollection"
+	// ReasonConverging: the replicas do not all report the read-only state
+	// the registry should be in yet.
+	ReasonConverging = "Converging"
+	// ReasonIdle: no GarbageCollection is running.
+	ReasonIdle = "Idle"
+	// ReasonManagerImageUnknown: a schedule needs the manager image for
+	// its CronJob and the manager was started without one.
+	ReasonManagerImageUnknown = "ManagerImageUnknown"
 )
 
 // SecretKeyRef names one key of a Secret in the Registry's namespace.
@@ -142,7 +153,9 @@ type RegistrySpec struct {
 	// +optional
 	Metrics *RegistryMetrics `json:"metrics,omitempty"`
 
-	// GarbageCollection schedules garbage collection runs.
+	// GarbageCollection schedules garbage collection runs and keeps their
+	// history bounded. Without it, runs are created by hand and the default
+	// history limits (3 succeeded, 1 failed) apply.
 	// +optional
 	GarbageCollection *GarbageCollectionPolicy `json:"garbageCollection,omitempty"`
 
@@ -723,34 +736,58 @@ type ServiceMonitorSpec struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// GarbageCollectionPolicy schedules GarbageCollection runs.
+// GarbageCollectionPolicy schedules GarbageCollection runs and bounds
+// how many finished runs are kept.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.schedule) || !(has(self.suspend) || has(self.deleteUntagged) || has(self.dryRun) || has(self.timeout) || has(self.gracePeriod))",message="spec.garbageCollection.schedule: required when suspend, deleteUntagged, dryRun, timeout or gracePeriod is set (they shape scheduled runs)"
 type GarbageCollectionPolicy struct {
-	// Schedule in cron syntax (five fields, or @hourly, @daily, ...).
+	// schedule in cron syntax (five fields, or @hourly, @daily, ...), in
+	// the time zone of the kube-controller-manager. A CronJob creates a
+	// GarbageCollection on this schedule; without a schedule there is no
+	// CronJob and runs are created by hand.
+	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every ([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|(((\*|\?|[0-9]{1,2}(-[0-9]{1,2})?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]{1,2})?)(,((\*|\?|[0-9]{1,2}(-[0-9]{1,2})?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]{1,2})?))*)( +(((\*|\?|[0-9]{1,2}(-[0-9]{1,2})?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]{1,2})?)(,((\*|\?|[0-9]{1,2}(-[0-9]{1,2})?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]{1,2})?))*)){4})$`
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
-	// Suspend stops scheduling new runs.
+	// suspend stops the schedule from creating runs (the CronJob is
+	// suspended); runs already created go on.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
-	// DeleteUntagged also deletes manifests no tag reaches.
+	// deleteUntagged makes scheduled runs also delete manifests no tag
+	// reaches.
 	// +optional
 	DeleteUntagged bool `json:"deleteUntagged,omitempty"`
-	// DryRun reports what would be deleted and deletes nothing.
+	// dryRun makes scheduled runs report what they would delete and delete
+	// nothing.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
-	// Timeout of one run.
+	// timeout of each scheduled run (GarbageCollection spec.timeout; 1h
+	// when unset). At least 10s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="spec.garbageCollection.timeout must be at least 10s"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// gracePeriod of each scheduled run (GarbageCollection
+	// spec.gracePeriod; 1h when unset): content younger than this is never
+	// deleted.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
-	// SuccessfulRunsHistoryLimit is how many succeeded runs are kept.
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	// successfulRunsHistoryLimit is how many succeeded GarbageCollections
+	// of this Registry are kept (scheduled and manual alike); older ones
+	// are deleted with their collector Job and its logs.
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
 	// +optional
 	SuccessfulRunsHistoryLimit *int32 `json:"successfulRunsHistoryLimit,omitempty"`
-	// FailedRunsHistoryLimit is how many failed runs are kept.
+	// failedRunsHistoryLimit is how many failed GarbageCollections of this
+	// Registry are kept.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
 	// +optional
 	FailedRunsHistoryLimit *int32 `json:"failedRunsHistoryLimit,omitempty"`
 }
@@ -806,7 +843,9 @@ type RegistryStatus struct {
 	// +optional
 	Storage string `json:"storage,omitempty"`
 
-	// ReadOnly is whether the rendered configuration refuses writes.
+	// ReadOnly is whether the registry should refuse writes now
+	// (spec.readOnly, or a GarbageCollection's hold); the ReadOnly
+	// condition says what the replicas report.
 	// +optional
 	ReadOnly bool `json:"readOnly,omitempty"`
 
@@ -817,16 +856,24 @@ type RegistryStatus struct {
 
 // LastGarbageCollection summarises a finished GarbageCollection.
 type LastGarbageCollection struct {
-	// Name of the GarbageCollection.
+	// name of the GarbageCollection.
+	// +required
 	Name string `json:"name"`
-	// Phase it finished in.
+	// phase it finished in: Succeeded or Failed.
+	// +required
 	Phase GarbageCollectionPhase `json:"phase"`
-	// CompletionTime of the run.
+	// completionTime of the run.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
-	// Summary of what was deleted.
+	// bytesFreed by the run (0 for a dry run).
 	// +optional
-	Summary *GarbageCollectionSummary `json:"summary,omitempty"`
+	BytesFreed int64 `json:"bytesFreed,omitempty"`
+	// writeOutage is how long writes were refused, e.g. "4.2s".
+	// +optional
+	WriteOutage string `json:"writeOutage,omitempty"`
+	// reason the run failed.
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // Registry is an OCI registry run by Berth.

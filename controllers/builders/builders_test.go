@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	appsv1 "k8s.io/api/apps/v1"
@@ -172,6 +173,48 @@ func TestExtraConfigIsCheckedByRegistrydsParser(t *testing.T) {
 				t.Fatalf("err = %v, want an InvalidConfigError naming %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestExtraConfigKeepsNumbersExact renders large integers and durations
+// written as nanoseconds through extraConfig and reads the result with
+// registryd's parser: every number arrives exactly as written.
+func TestExtraConfigKeepsNumbersExact(t *testing.T) {
+	reg := registry(berthv1alpha1.RegistrySpec{
+		Storage: berthv1alpha1.RegistryStorage{Filesystem: &berthv1alpha1.FilesystemStorage{}},
+		ExtraConfig: &apiextensionsv1.JSON{Raw: []byte(`{
+			"storage": {"filesystem": {"maxthreads": 1000000}, "tag": {"concurrencylimit": 5242880}},
+			"http": {"draintimeout": 3600000000000},
+			"notifications": {"endpoints": [{"name": "n", "url": "https://hooks.example.com/", "threshold": 9007199254740993, "backoff": 1500000000}]}
+		}`)},
+	})
+	rendered, err := Render(reg, false)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	if strings.Contains(string(rendered.Config), "e+") {
+		t.Errorf("config.yml has a number in exponent form:\n%s", rendered.Config)
+	}
+	cfg, err := configuration.ParseWithEnv(bytes.NewReader(rendered.Config), PlaceholderEnv(rendered.Env))
+	if err != nil {
+		t.Fatalf("registryd's parser refuses the rendered config.yml: %v\n%s", err, rendered.Config)
+	}
+	for name, c := range map[string]struct{ got, want any }{
+		"storage.filesystem.maxthreads":        {cfg.Storage.Filesystem.MaxThreads, 1000000},
+		"storage.tag.concurrencylimit":         {cfg.Storage.Tag.ConcurrencyLimit, 5242880},
+		"http.draintimeout":                    {cfg.HTTP.DrainTimeout, time.Hour},
+		"notifications.endpoints[0].threshold": {cfg.Notifications.Endpoints[0].Threshold, 9007199254740993},
+		"notifications.endpoints[0].backoff":   {cfg.Notifications.Endpoints[0].Backoff, 1500 * time.Millisecond},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", name, c.got, c.want)
+		}
+	}
+
+	// A fraction where registryd reads an integer is refused, naming the key.
+	reg.Spec.ExtraConfig = &apiextensionsv1.JSON{Raw: []byte(`{"storage":{"tag":{"concurrencylimit":2.5}}}`)}
+	if _, err := Render(reg, false); err == nil || !strings.Contains(err.Error(), "storage.tag.concurrencylimit") {
+		t.Errorf("a fraction for an integer key: %v", err)
 	}
 }
 

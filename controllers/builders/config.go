@@ -132,24 +132,59 @@ func mergeExtra(base, extra []byte, env []string) ([]byte, error) {
 	if err := yaml.Unmarshal(base, &dst); err != nil {
 		return nil, err
 	}
+	// Numbers stay exact: decoded as float64, 5242880 would render as
+	// 5.24288e+06 (and 2^53+1 would lose its last digit), which registryd
+	// refuses where it reads an integer.
+	dec := json.NewDecoder(bytes.NewReader(extra))
+	dec.UseNumber()
 	var src map[string]any
-	if err := json.Unmarshal(extra, &src); err != nil {
+	if err := dec.Decode(&src); err != nil {
 		return nil, fmt.Errorf("spec.extraConfig: %w", err)
 	}
+	src, _ = exactNumbers(src).(map[string]any)
 	merged, err := yaml.Marshal(mergeMaps(dst, src))
 	if err != nil {
 		return nil, err
 	}
-	// Check strictly (unknown keys, types) before decoding loosely into
-	// the typed configuration for a canonical rendering.
+	// Check strictly (unknown keys, types, validation under the pod's
+	// environment), then decode (without the environment's placeholders)
+	// into the typed configuration for a canonical rendering.
 	if _, err := configuration.ParseWithEnv(bytes.NewReader(merged), env); err != nil {
 		return nil, err
 	}
-	var cfg configuration.Configuration
-	if err := yaml.Unmarshal(merged, &cfg); err != nil {
+	cfg, err := configuration.Decode(bytes.NewReader(merged))
+	if err != nil {
 		return nil, err
 	}
-	return configuration.Marshal(&cfg)
+	return configuration.Marshal(cfg)
+}
+
+// exactNumbers replaces the json.Numbers in v by values YAML renders
+// exactly: integers as int64 (or uint64 beyond it), other numbers as
+// float64, which JSON itself carries no more precisely.
+func exactNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = exactNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = exactNumbers(e)
+		}
+	case json.Number:
+		if i, err := strconv.ParseInt(x.String(), 10, 64); err == nil {
+			return i
+		}
+		if u, err := strconv.ParseUint(x.String(), 10, 64); err == nil {
+			return u
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	}
+	return v
 }
 
 func mergeMaps(dst, src map[string]any) map[string]any {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/registryd/control"
 )
 
 // Ports and paths inside the registryd pod.
@@ -14,8 +15,11 @@ const (
 	// DebugPortName serves /debug/health and, with metrics on, /metrics.
 	DebugPortName = "debug"
 
-	ConfigDir      = "/etc/registryd/config"
-	ConfigFile     = "config.yml"
+	ConfigDir  = "/etc/registryd/config"
+	ConfigFile = "config.yml"
+	// HoldFile is the garbage collection hold beside config.yml in the
+	// ConfigMap (registryd/control.HoldFileName).
+	HoldFile       = control.HoldFileName
 	DataDir        = "/var/lib/registry"
 	SecretsDir     = "/etc/registryd/secrets"
 	ContainerName  = "registryd"

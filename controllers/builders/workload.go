@@ -73,27 +73,11 @@ func DrainTimeout(reg *berthv1alpha1.Registry) time.Duration {
 // image, used unless the spec overrides it; checksum is Checksum's result.
 func Deployment(reg *berthv1alpha1.Registry, rendered *Rendered, image, checksum string) *appsv1.Deployment {
 	spec := &reg.Spec
-	if spec.Image != "" {
-		image = spec.Image
-	}
 	podAnnotations := maps.Clone(spec.PodAnnotations)
 	if podAnnotations == nil {
 		podAnnotations = map[string]string{}
 	}
 	podAnnotations[ConfigChecksumAnnotation] = checksum
-
-	volumes := []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
-		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(reg)}},
-	}}}
-	mounts := []corev1.VolumeMount{{Name: "config", MountPath: ConfigDir, ReadOnly: true}}
-	if v := dataVolume(reg); v != nil {
-		volumes = append(volumes, *v)
-		mounts = append(mounts, corev1.VolumeMount{Name: "data", MountPath: DataDir})
-	}
-	volumes = append(volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-	mounts = append(mounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
-	volumes = append(volumes, rendered.Volumes...)
-	mounts = append(mounts, rendered.Mounts...)
 
 	scheme := corev1.URISchemeHTTP
 	probe := func(period, failures int32) *corev1.Probe {
@@ -109,38 +93,27 @@ func Deployment(reg *berthv1alpha1.Registry, rendered *Rendered, image, checksum
 		PeriodSeconds: 10, FailureThreshold: 6, TimeoutSeconds: 5,
 	}
 
-	container := corev1.Container{
-		Name:            ContainerName,
-		Image:           image,
-		ImagePullPolicy: spec.ImagePullPolicy,
-		Args:            []string{"serve", ConfigDir + "/" + ConfigFile},
-		Env:             rendered.Env,
-		Ports: []corev1.ContainerPort{
-			{Name: HTTPPortName, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
-			{Name: DebugPortName, ContainerPort: DebugPort, Protocol: corev1.ProtocolTCP},
-		},
-		Resources:      spec.Resources,
-		VolumeMounts:   mounts,
-		StartupProbe:   probe(2, 30),
-		ReadinessProbe: probe(5, 3),
-		LivenessProbe:  liveness,
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+	pod := registrydPod(reg, rendered, image)
+	c := &pod.Containers[0]
+	c.Name = ContainerName
+	// The hold file is watched like config.yml: a garbage collection's
+	// hold reaches a running pod without a restart, and a pod that starts
+	// during a run starts read-only.
+	c.Args = []string{"serve", "--hold-file", ConfigDir + "/" + HoldFile, ConfigDir + "/" + ConfigFile}
+	c.Ports = []corev1.ContainerPort{
+		{Name: HTTPPortName, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
+		{Name: DebugPortName, ContainerPort: DebugPort, Protocol: corev1.ProtocolTCP},
 	}
+	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = probe(2, 30), probe(5, 3), liveness
 
 	// A terminating pod first waits PreStopDelay, serving as before,
 	// while its endpoint leaves every Service (kube-proxy and clients
 	// that resolved it earlier stop sending it new connections); then
 	// SIGTERM starts registryd's drain; SIGKILL comes 10 s after both.
-	container.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+	c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 		Sleep: &corev1.SleepAction{Seconds: int64(PreStopDelay.Seconds())},
 	}}
-	grace := ptr.To(int64((PreStopDelay + DrainTimeout(reg)).Seconds()) + 10)
+	pod.TerminationGracePeriodSeconds = ptr.To(int64((PreStopDelay + DrainTimeout(reg)).Seconds()) + 10)
 
 	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	if ReadWriteOnce(reg) {
@@ -156,25 +129,77 @@ func Deployment(reg *berthv1alpha1.Registry, rendered *Rendered, image, checksum
 			Strategy: strategy,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: Labels(reg), Annotations: podAnnotations},
-				Spec: corev1.PodSpec{
-					Containers:                    []corev1.Container{container},
-					Volumes:                       volumes,
-					NodeSelector:                  spec.NodeSelector,
-					Tolerations:                   spec.Tolerations,
-					Affinity:                      spec.Affinity,
-					ImagePullSecrets:              spec.ImagePullSecrets,
-					AutomountServiceAccountToken:  ptr.To(false),
-					TerminationGracePeriodSeconds: grace,
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To(RunAsUser),
-						RunAsGroup:     ptr.To(RunAsUser),
-						FSGroup:        ptr.To(RunAsUser),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-				},
+				Spec:       pod,
 			},
 		},
+	}
+}
+
+// RegistrydImage is the registryd image reg runs: spec.image, else the
+// manager's default.
+func RegistrydImage(reg *berthv1alpha1.Registry, defaultImage string) string {
+	if reg.Spec.Image != "" {
+		return reg.Spec.Image
+	}
+	return defaultImage
+}
+
+// registrydPod is the pod spec every registryd process of reg runs in —
+// the Deployment's pods and the garbage collector's Job: one container
+// with the image, the config directory, the storage volume, the
+// credentials, /tmp and the security context. Name, args, ports and probes
+// are the caller's.
+func registrydPod(reg *berthv1alpha1.Registry, rendered *Rendered, image string) corev1.PodSpec {
+	spec := &reg.Spec
+	volumes := []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(reg)}},
+	}}}
+	mounts := []corev1.VolumeMount{{Name: "config", MountPath: ConfigDir, ReadOnly: true}}
+	if v := dataVolume(reg); v != nil {
+		volumes = append(volumes, *v)
+		mounts = append(mounts, corev1.VolumeMount{Name: "data", MountPath: DataDir})
+	}
+	volumes = append(volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	mounts = append(mounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
+	volumes = append(volumes, rendered.Volumes...)
+	mounts = append(mounts, rendered.Mounts...)
+
+	container := corev1.Container{
+		Image:           RegistrydImage(reg, image),
+		ImagePullPolicy: spec.ImagePullPolicy,
+		Env:             rendered.Env,
+		Resources:       spec.Resources,
+		VolumeMounts:    mounts,
+		SecurityContext: restrictedContainer(),
+	}
+	return corev1.PodSpec{
+		Containers:                   []corev1.Container{container},
+		Volumes:                      volumes,
+		NodeSelector:                 spec.NodeSelector,
+		Tolerations:                  spec.Tolerations,
+		Affinity:                     spec.Affinity,
+		ImagePullSecrets:             spec.ImagePullSecrets,
+		AutomountServiceAccountToken: ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(RunAsUser),
+			RunAsGroup:     ptr.To(RunAsUser),
+			FSGroup:        ptr.To(RunAsUser),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+}
+
+// restrictedContainer is the security context of every container the
+// operator runs: non-root, no privilege escalation, a read-only root
+// filesystem, no capabilities, the runtime's seccomp profile.
+func restrictedContainer() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 }
 

@@ -6,6 +6,10 @@
 //
 //	pushpull -ref 127.0.0.1:5000/demo/hello:v1 -user alice -password-file pw
 //
+// With -garbage N it then makes garbage beside the image: it pushes N more
+// random images to the same repository and deletes their manifests, so
+// their blobs are referenced by nothing (what a garbage collection frees).
+//
 // The password comes from -password-file or the PUSHPULL_PASSWORD
 // environment variable, never a flag (it would show in ps). -insecure
 // speaks plain HTTP; -ca trusts a PEM bundle for HTTPS.
@@ -38,14 +42,15 @@ func main() {
 	caFile := flag.String("ca", "", "PEM CA bundle to trust for HTTPS (default: the system's)")
 	size := flag.Int64("size", 1<<20, "bytes per layer")
 	layers := flag.Int64("layers", 2, "number of layers")
+	garbage := flag.Int("garbage", 0, "then push this many more images and delete their manifests (garbage to collect)")
 	flag.Parse()
-	if err := run(*ref, *user, *passwordFile, *caFile, *insecure, *size, *layers); err != nil {
+	if err := run(*ref, *user, *passwordFile, *caFile, *insecure, *size, *layers, *garbage); err != nil {
 		fmt.Fprintln(os.Stderr, "pushpull:", err)
 		os.Exit(1)
 	}
 }
 
-func run(refStr, user, passwordFile, caFile string, insecure bool, size, layers int64) error {
+func run(refStr, user, passwordFile, caFile string, insecure bool, size, layers int64, garbage int) error {
 	if refStr == "" {
 		return errors.New("-ref is required")
 	}
@@ -104,6 +109,32 @@ func run(refStr, user, passwordFile, caFile string, insecure bool, size, layers 
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
 	fmt.Printf("pulled %s@%s: manifest, config and every layer byte-identical\n", ref, digest)
+	return makeGarbage(ref.Context(), garbage, size, layers, opts)
+}
+
+// makeGarbage pushes n random images to repo and deletes their manifests.
+func makeGarbage(repo name.Repository, n int, size, layers int64, opts []remote.Option) error {
+	var freed int64
+	for i := range n {
+		img, err := random.Image(size, layers)
+		if err != nil {
+			return err
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		if err := remote.Write(repo.Tag(fmt.Sprintf("garbage-%d", i)), img, opts...); err != nil {
+			return fmt.Errorf("push garbage: %w", err)
+		}
+		if err := remote.Delete(repo.Digest(d.String()), opts...); err != nil {
+			return fmt.Errorf("delete %s@%s: %w", repo, d, err)
+		}
+		freed += size * layers
+	}
+	if n > 0 {
+		fmt.Printf("made garbage: %d images pushed to %s and their manifests deleted (about %d MiB of layers nothing references)\n", n, repo, freed>>20)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,9 +26,13 @@ type TB interface {
 // RepoRoot is the repository's top directory.
 func RepoRoot(t TB) string {
 	t.Helper()
+	return repoRoot()
+}
+
+func repoRoot() string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		t.Fatal("cannot locate the repository root")
+		panic("cannot locate the repository root")
 	}
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
@@ -51,6 +56,15 @@ var (
 // binary.
 func HackTool(t TB, env, script string) string {
 	t.Helper()
+	p, err := LookupHackTool(env, script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// LookupHackTool is HackTool for callers without a testing.TB (TestMain).
+func LookupHackTool(env, script string) (string, error) {
 	hackToolsMu.Lock()
 	tool, ok := hackTools[script]
 	if !ok {
@@ -64,7 +78,7 @@ func HackTool(t TB, env, script string) string {
 			return
 		}
 		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(RepoRoot(t), "hack", script))
+		cmd := exec.Command(filepath.Join(repoRoot(), "hack", script))
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -74,9 +88,9 @@ func HackTool(t TB, env, script string) string {
 		tool.path = strings.TrimSpace(string(out))
 	})
 	if tool.err != "" {
-		t.Fatalf("hack/%s: %s", script, tool.err)
+		return "", fmt.Errorf("hack/%s: %s", script, tool.err)
 	}
-	return tool.path
+	return tool.path, nil
 }
 
 // DistributionRegistry returns the path of the Distribution registry binary

@@ -20,6 +20,9 @@ import (
 type Registry struct {
 	Name string // for messages
 	Addr string // host:port
+	// ConfigPath is the config.yml the process was started with; registryd
+	// applies live keys (read-only mode, log level) when it changes.
+	ConfigPath string
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
@@ -53,7 +56,7 @@ func StartRegistry(t testing.TB, name, bin string, config func(addr string) stri
 	if err := os.WriteFile(cfgPath, []byte(config(addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &Registry{Name: name, Addr: addr, done: make(chan struct{}), log: &lockedBuffer{}}
+	r := &Registry{Name: name, Addr: addr, ConfigPath: cfgPath, done: make(chan struct{}), log: &lockedBuffer{}}
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout = r.log
 	r.cmd.Stderr = r.log
@@ -111,6 +114,9 @@ func (r *Registry) Stop(t testing.TB) {
 // URL is the address of path on the registry.
 func (r *Registry) URL(path string) string { return "http://" + r.Addr + path }
 
+// Pid is the process's ID.
+func (r *Registry) Pid() int { return r.cmd.Process.Pid }
+
 // Log is what the process wrote to stdout and stderr so far.
 func (r *Registry) Log() string { return r.log.String() }
 
@@ -151,3 +157,67 @@ http:
   secret: berth-test-secret
 `, root, addr)
 }
+
+// Process is a peer process a test started (an ACME server, a second
+// registryd with a custom environment), stopped by its PID.
+type Process struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  *lockedBuffer
+}
+
+// StartProcess starts cmd (its output collected) and waits until ready
+// reports true: at most 500 polls 20ms apart, failing at once if the
+// process exits. The process is stopped when the test ends, unless Stop
+// was called before.
+func StartProcess(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) *Process {
+	t.Helper()
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: &lockedBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.Stop(t) })
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for range 500 {
+		if ready() {
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before it was ready: %v\n%s", name, p.err, p.log)
+		case <-tick.C:
+		}
+	}
+	t.Fatalf("%s was not ready within 10s\n%s", name, p.log)
+	return nil
+}
+
+// Stop sends SIGTERM, waits for the process to exit, killing it after 10s.
+// Stopping twice is harmless.
+func (p *Process) Stop(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("%s did not stop on SIGTERM\n%s", p.Name, p.log)
+	}
+}
+
+// Log is what the process wrote so far.
+func (p *Process) Log() string { return p.log.String() }

@@ -7,9 +7,9 @@
 //
 //   - Every request under /v2 (after http.prefix) needs credentials,
 //     /v2/ included, as in Distribution. Paths outside /v2 pass through
-//     untouched: they are not API routes (the handler answers 404), and the
-//     server's own endpoints there (the status endpoint) are deliberately
-//     unauthenticated.
+//     untouched: they are not API routes, and the handler answers 404.
+//     (Berth's status endpoint is on the debug server, not behind this
+//     middleware.)
 //   - The access a request needs is derived from its route and method,
 //     exactly as Distribution does: GET and HEAD need pull; POST, PUT and
 //     PATCH need pull and push (Docker clients always ask for both); DELETE
@@ -83,6 +83,25 @@ func (c *Challenge) Unwrap() error { return c.Err }
 
 type userKey struct{}
 
+type identityKey struct{}
+
+// TrackIdentity returns a context in which Middleware records the user it
+// authenticates, and a function that returns that user ("" when none was)
+// once the request has been served. The access log names the user this
+// way: a name a client merely claimed never reaches it.
+func TrackIdentity(ctx context.Context) (context.Context, func() string) {
+	slot := new(string)
+	return context.WithValue(ctx, identityKey{}, slot), func() string { return *slot }
+}
+
+// recordIdentity stores the authenticated user of r where TrackIdentity
+// looks for it.
+func recordIdentity(r *http.Request) {
+	if slot, ok := r.Context().Value(identityKey{}).(*string); ok {
+		*slot = User(r.Context())
+	}
+}
+
 // User is the authenticated user name stored in the request context by
 // Authorize (htpasswd user, token subject), or "".
 func User(ctx context.Context) string {
@@ -141,7 +160,18 @@ func Middleware(c Controller, prefix string, log *slog.Logger, next http.Handler
 		access := requiredAccess(rt, r)
 		authed, err := c.Authorize(r, access)
 		if err == nil {
+			recordIdentity(authed)
 			next.ServeHTTP(w, authed)
+			return
+		}
+		if errors.Is(err, ErrBusy) {
+			log.DebugContext(r.Context(), "Password check refused: too many in progress", "method", r.Method, "path", r.URL.Path)
+			w.Header().Set("Retry-After", "1")
+			handlers.WriteError(w, r, handlers.ErrTooManyRequests.WithMessage("too many logins in progress; retry later"))
+			return
+		}
+		if r.Context().Err() != nil { // gone while its password waited for a turn
+			handlers.WriteError(w, r, handlers.ErrClientClosed)
 			return
 		}
 		var ch *Challenge

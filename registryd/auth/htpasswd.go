@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-dev/berth/registryd/internal/filewatch"
 )
@@ -36,11 +37,20 @@ const DefaultHtpasswdUser = "docker"
 //     that cannot be read or parsed then keeps the users already loaded.
 //   - An unknown user costs a bcrypt comparison against a dummy hash, so
 //     response time does not tell which users exist.
+//   - Comparisons are bounded and valid logins remembered (hashing.go), so
+//     a flood of wrong passwords cannot starve valid requests.
+//   - A failed login is logged at info level with the name it claimed as
+//     claimedUser (an untrusted string, escaped by the log handler), never
+//     as a user; the access log names only authenticated users.
 type Htpasswd struct {
 	realm string
 	path  string
 	log   *slog.Logger
 	watch *filewatch.Watcher
+
+	hashing    *hashLimiter
+	remembered *rememberedLogins
+	inflight   singleflight.Group // identical credentials checked at once share one comparison
 
 	mu    sync.RWMutex
 	users map[string][]byte
@@ -61,7 +71,7 @@ func NewHtpasswd(realm, path string, log *slog.Logger) (*Htpasswd, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Htpasswd{realm: realm, path: path, log: log}
+	h := &Htpasswd{realm: realm, path: path, log: log, hashing: newHashLimiter(), remembered: newRememberedLogins()}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		if err := h.provision(); err != nil {
 			return nil, fmt.Errorf("auth.htpasswd.path: %w", err)
@@ -115,6 +125,7 @@ func (h *Htpasswd) Reload() error {
 	}
 	h.mu.Lock()
 	h.users = users
+	h.remembered.clear() // under mu: no check can pair old users with the new generation
 	h.mu.Unlock()
 	return nil
 }
@@ -172,8 +183,12 @@ func (h *Htpasswd) Authorize(r *http.Request, _ []Access) (*http.Request, error)
 	if !ok {
 		return nil, &Challenge{Header: challenge}
 	}
-	if err := h.check(user, password); err != nil {
+	switch err := h.check(r.Context(), user, password); {
+	case errors.Is(err, errBadCredentials):
+		h.log.InfoContext(r.Context(), "Login failed", "claimedUser", user, "remoteAddr", r.RemoteAddr)
 		return nil, &Challenge{Header: challenge, Err: err}
+	case err != nil:
+		return nil, err
 	}
 	return withUser(r, user), nil
 }
@@ -184,16 +199,38 @@ var errBadCredentials = errors.New("invalid username or password")
 // can see which hash each check compares against.
 var compareHash = bcrypt.CompareHashAndPassword
 
-func (h *Htpasswd) check(user, password string) error {
+// check verifies a password: remembered, or by one bcrypt comparison when
+// a turn is free (ErrBusy otherwise), shared with the checks of the same
+// credentials running at the same time. It returns ctx's error when the
+// client goes away first.
+func (h *Htpasswd) check(ctx context.Context, user, password string) error {
+	id := h.remembered.id(user, password)
 	h.mu.RLock()
 	hash, known := h.users[user]
+	gen := h.remembered.generation()
 	h.mu.RUnlock()
-	if !known {
-		_ = compareHash(dummyHash(), []byte(password))
-		return errBadCredentials
+	if known && h.remembered.has(id) {
+		return nil
 	}
-	if compareHash(hash, []byte(password)) != nil {
-		return errBadCredentials
+	ch := h.inflight.DoChan(string(id[:]), func() (any, error) {
+		if err := h.hashing.acquire(); err != nil {
+			return nil, err
+		}
+		defer h.hashing.release()
+		if !known {
+			_ = compareHash(dummyHash(), []byte(password))
+			return nil, errBadCredentials
+		}
+		if compareHash(hash, []byte(password)) != nil {
+			return nil, errBadCredentials
+		}
+		h.remembered.add(id, gen)
+		return nil, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }

@@ -35,7 +35,7 @@ func TestRequiredAccess(t *testing.T) {
 		"repo named like a route": {method: "GET", target: "/v2/tags/list/tags/list", api: true, want: []Access{repo("tags/list", "pull")}},
 		"unknown method":          {method: "OPTIONS", target: "/v2/x/manifests/v1", api: true, want: []Access{repo("x", "*")}},
 		"unknown api path":        {method: "GET", target: "/v2/x/unknown", api: true},
-		"outside v2":              {method: "GET", target: "/berth/v1/status"},
+		"outside v2":              {method: "GET", target: "/favicon.ico"},
 		"v2 lookalike":            {method: "GET", target: "/v20/x"},
 		"prefixed":                {method: "GET", target: "/reg/v2/x/manifests/v1", prefix: "/reg/", api: true, want: []Access{repo("x", "pull")}},
 		"prefix not matched":      {method: "GET", target: "/other/v2/x/manifests/v1", prefix: "/reg/"},

@@ -63,6 +63,28 @@ func ParseWithOptions(r io.Reader, opts Options) (*Configuration, error) {
 	return c, nil
 }
 
+// Decode reads a configuration strictly (unknown keys and bad values are
+// errors, as in Parse) but applies no environment overrides and does not
+// validate: for tools that transform a configuration whose required values
+// may still come from the environment, such as the operator's renderer.
+func Decode(r io.Reader) (*Configuration, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	root, err := parseDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	c := new(Configuration)
+	d.decode(root, reflectValue(c), "")
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // parseDocument parses exactly one YAML document whose root is a mapping.
 func parseDocument(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))

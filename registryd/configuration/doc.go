@@ -28,7 +28,7 @@
 // .enabled (default true), storage.s3.secure and v4auth (default true),
 // storage.cache.blobdescriptorsize (0 means unbounded),
 // storage.azure.copy_status_poll_max_retry (-1 disables), proxy.ttl (0
-// disables expiry) and proxy.exec.lifetime. Sections whose children become
+// never revalidates) and proxy.exec.lifetime. Sections whose children become
 // required once the section is present (a storage driver, an auth provider,
 // http.tls, http.debug, redis, proxy, ...) are pointers too; a section
 // written without a value (`inmemory:`) is present and empty.
@@ -46,7 +46,7 @@
 // reference still documents are read: loglevel (use log.level),
 // storage.cache.layerinfo (use blobdescriptor), validation.enabled (use
 // disabled). redis.tls.enabled appears in the reference's example and is
-// kept; TLS to redis is on when it is true or a certificate is set.
+// kept; TLS to redis is on when it is true or a certificate or CA is set.
 //
 // # Errors
 //
@@ -66,7 +66,25 @@
 // certificate and key unless letsencrypt is used; the notification
 // endpoint's headers, timeout, threshold and backoff, and uploadpurging's
 // four keys, have documented defaults and are not enforced). http.addr is
-// not required (socket activation; the daemon picks its default).
+// not required here: without it the daemon must be socket-activated
+// (LISTEN_FDS), and refuses to start otherwise.
+//
+// # Keys without effect
+//
+// A key that would change nothing given the rest of the configuration is
+// an error, naming the key and why, where Distribution accepts and ignores
+// it: blobdescriptorsize without the inmemory cache, a redis section without
+// the redis cache, redis keys the chosen go-redis client does not read
+// (cluster keys on one address, db on a cluster, sentinel keys without
+// mastername), http.http2.disabled without TLS, http.tls.clientauth without
+// clientcas, notifications.events.includereferences without endpoints,
+// storage.redirect.disable on a driver that never redirects, and on a
+// pull-through cache (proxy), which refuses pushes and deletes,
+// storage.delete.enabled and the validation section. Keys under an
+// explicit off switch (disabled: true of a hook, endpoint or middleware,
+// enabled: false of upload purging or a health check) are not errors: the
+// switch is their effect. docs/configuration.md lists every key and its
+// state.
 //
 // # Environment overrides
 //

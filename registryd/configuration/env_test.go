@@ -140,7 +140,8 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		"string password that is not a YAML scalar stays verbatim": {
-			env: []string{"REGISTRY_PROXY_REMOTEURL=https://r.example.com", "REGISTRY_PROXY_PASSWORD=[p: w]#x"},
+			// A pull-through cache refuses deletes: delete.enabled goes.
+			env: []string{"REGISTRY_PROXY_REMOTEURL=https://r.example.com", "REGISTRY_PROXY_PASSWORD=[p: w]#x", "REGISTRY_STORAGE_DELETE_ENABLED=false"},
 			check: func(t *testing.T, c *Configuration) {
 				equal(t, c.Proxy.Password, "[p: w]#x")
 			},

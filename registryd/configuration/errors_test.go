@@ -54,6 +54,10 @@ func TestParseErrors(t *testing.T) {
 			yaml: minimal + "http:\n  tls:\n    certificate: /c\n    key: /k\n    clientcas: /ca.pem\n",
 			want: []string{`http.tls.clientcas: expected a list`},
 		},
+		"metrics path taken by the debug server": {
+			yaml: minimal + "http:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n      path: /berth/v1/status\n",
+			want: []string{`http.debug.prometheus.path: "/berth/v1/status" is served by registryd's debug server already`},
+		},
 		"duplicate key": {
 			yaml: minimal + "http:\n  addr: :1\n  addr: :2\n",
 			want: []string{"http.addr: duplicate key (first at line 5) (line 6)"},
@@ -141,6 +145,67 @@ func TestParseErrors(t *testing.T) {
 		"enum: signingalgorithms": {
 			yaml: minimal + "auth:\n  token: {realm: r, service: s, issuer: i, jwks: /j, signingalgorithms: [RS256, none]}\n",
 			want: []string{`auth.token.signingalgorithms[1]: "none" is not one of EdDSA`},
+		},
+		"no effect: blobdescriptorsize without the inmemory cache": {
+			yaml: minimal + "  cache:\n    blobdescriptor: redis\n    blobdescriptorsize: 10\nredis:\n  addrs: [r:6379]\n",
+			want: []string{"storage.cache.blobdescriptorsize: has no effect: it bounds only the inmemory blob descriptor cache"},
+		},
+		"no effect: blobdescriptorsize without a cache": {
+			yaml: minimal + "  cache:\n    blobdescriptorsize: 10\n",
+			want: []string{"storage.cache.blobdescriptorsize: has no effect"},
+		},
+		"no effect: redis without the redis cache": {
+			yaml: minimal + "  cache:\n    blobdescriptor: inmemory\nredis:\n  addrs: [r:6379]\n",
+			want: []string{"redis: has no effect: only the redis blob descriptor cache uses it"},
+		},
+		"no effect: delete on a pull-through cache": {
+			yaml: minimal + "  delete: {enabled: true}\nproxy: {remoteurl: https://r.example.com}\n",
+			want: []string{"storage.delete.enabled: has no effect: a pull-through cache (proxy) refuses deletes"},
+		},
+		"no effect: validation on a pull-through cache": {
+			yaml: minimal + "proxy: {remoteurl: https://r.example.com}\nvalidation: {manifests: {indexes: {platforms: none}}}\n",
+			want: []string{"validation: has no effect: a pull-through cache (proxy) refuses pushes"},
+		},
+		"no effect: redis cluster keys on one address": {
+			yaml: minimal + "  cache: {blobdescriptor: redis}\nredis:\n  addrs: [r:6379]\n  maxredirects: 3\n  readonly: true\n  routerandomly: true\n  sentinelpassword: x\n",
+			want: []string{
+				"redis.maxredirects: has no effect with a single-node client (one addr); only a cluster client reads it",
+				"redis.readonly: has no effect with a single-node client",
+				"redis.routerandomly: has no effect with a single-node client",
+				"redis.sentinelpassword: has no effect with a single-node client (one addr); only a sentinel client reads it",
+			},
+		},
+		"no effect: redis db on a cluster": {
+			yaml: minimal + "  cache: {blobdescriptor: redis}\nredis:\n  addrs: [a:6379, b:6379]\n  db: 2\n",
+			want: []string{"redis.db: has no effect with a cluster client (several addrs); only a single-node or sentinel client (a cluster has database 0 only) reads it"},
+		},
+		"no effect: redis maxredirects with a sentinel": {
+			yaml: minimal + "  cache: {blobdescriptor: redis}\nredis:\n  addrs: [s:26379]\n  mastername: main\n  maxredirects: 2\n",
+			want: []string{"redis.maxredirects: has no effect with a sentinel client (mastername)"},
+		},
+		"redis protocol": {
+			yaml: minimal + "  cache: {blobdescriptor: redis}\nredis:\n  addrs: [r:6379]\n  protocol: 4\n",
+			want: []string{"redis.protocol: must be 2 or 3"},
+		},
+		"no effect: http2.disabled without TLS": {
+			yaml: minimal + "http:\n  http2: {disabled: true}\n",
+			want: []string{"http.http2.disabled: has no effect without http.tls"},
+		},
+		"no effect: clientauth without client CAs": {
+			yaml: minimal + "http:\n  tls: {certificate: /c, key: /k, clientauth: verify-client-cert-if-given}\n",
+			want: []string{"http.tls.clientauth: has no effect without http.tls.clientcas"},
+		},
+		"no effect: includereferences without endpoints": {
+			yaml: minimal + "notifications:\n  events: {includereferences: true}\n",
+			want: []string{"notifications.events.includereferences: has no effect without notifications.endpoints"},
+		},
+		"no effect: redirect.disable on a driver that never redirects": {
+			yaml: minimal + "  redirect: {disable: true}\n",
+			want: []string{"storage.redirect.disable: has no effect: the inmemory driver never redirects clients"},
+		},
+		"letsencrypt without hosts": {
+			yaml: minimal + "http:\n  tls:\n    letsencrypt: {cachefile: /c, email: a@example.com}\n",
+			want: []string{"http.tls.letsencrypt.hosts: required"},
 		},
 		"enum: index platforms": {
 			yaml: minimal + "validation:\n  manifests:\n    indexes:\n      platforms: some\n",

@@ -443,8 +443,16 @@ type Debug struct {
 // Prometheus configures the metrics endpoint on the debug server.
 type Prometheus struct {
 	Enabled bool `yaml:"enabled,omitempty"`
-	// Path defaults to /metrics.
+	// Path defaults to /metrics; it cannot be one of DebugServerPaths.
 	Path string `yaml:"path,omitempty"`
+}
+
+// DebugServerPaths are the paths registryd's debug server serves itself
+// (package server), which the metrics path cannot take.
+var DebugServerPaths = []string{
+	"/debug/health", "/debug/health/down", "/debug/health/up",
+	"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/profile", "/debug/pprof/symbol", "/debug/pprof/trace",
+	"/debug/vars", "/berth/v1/status",
 }
 
 // HTTP2 configures HTTP/2 over TLS.
@@ -573,7 +581,8 @@ type TCPCheck struct {
 	Threshold int           `yaml:"threshold,omitempty"`
 }
 
-// DefaultProxyTTL is how long proxied content is cached when ttl is unset.
+// DefaultProxyTTL is how long stored proxied content is served before it is
+// revalidated with upstream, when ttl is unset.
 const DefaultProxyTTL = 168 * time.Hour
 
 // Proxy configures the pull-through cache.
@@ -581,17 +590,19 @@ type Proxy struct {
 	RemoteURL string `yaml:"remoteurl,omitempty"`
 	Username  string `yaml:"username,omitempty"`
 	Password  string `yaml:"password,omitempty"`
-	// TTL defaults to DefaultProxyTTL when nil; 0 disables expiry.
+	// TTL defaults to DefaultProxyTTL when nil; 0 never revalidates.
 	TTL *time.Duration `yaml:"ttl,omitempty"`
 	// Exec obtains the upstream credentials from a command instead.
 	Exec *ProxyExec `yaml:"exec,omitempty"`
 }
 
-// ProxyExec runs a credential helper for the upstream registry.
+// ProxyExec runs a Docker credential helper for the upstream registry:
+// `<command> get` with the upstream host on stdin.
 type ProxyExec struct {
 	Command string `yaml:"command,omitempty"`
-	// Lifetime is how long the helper's credentials are reused; nil means
-	// they are fetched for every upstream request.
+	// Lifetime is how long the helper's credentials are reused: nil means
+	// the helper runs once, 0 that it runs whenever upstream asks for
+	// credentials, as in Distribution.
 	Lifetime *time.Duration `yaml:"lifetime,omitempty"`
 }
 
@@ -604,6 +615,11 @@ type Validation struct {
 	Disabled  bool               `yaml:"disabled,omitempty"`
 	Manifests ManifestValidation `yaml:"manifests,omitempty"`
 }
+
+// On reports whether pushed content is validated: unless disabled is
+// true, or whenever the deprecated enabled is true (it wins over disabled,
+// as in Distribution, which reads enabled first).
+func (v *Validation) On() bool { return v.Enabled || !v.Disabled }
 
 // ManifestValidation configures validation of manifests.
 type ManifestValidation struct {

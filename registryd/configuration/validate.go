@@ -2,6 +2,7 @@ package configuration
 
 import (
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -116,7 +117,7 @@ func (c *Configuration) Validate() error {
 	v.notifications(&c.Notifications)
 	v.redis(c.Redis)
 	v.health(&c.Health)
-	v.proxy(c.Proxy)
+	v.proxy(c)
 	v.validation(&c.Validation)
 	return v.errs.err()
 }
@@ -222,11 +223,23 @@ func (v *validator) storage(c *Configuration) {
 	if cache.Kind() == CacheRedis && (c.Redis == nil || len(c.Redis.Addrs) == 0) {
 		v.add("storage.cache.blobdescriptor", "redis needs redis.addrs")
 	}
+	// Keys that would have no effect: registryd refuses them rather than
+	// accept and ignore them (Distribution ignores them, with a warning for
+	// the size).
+	if cache.BlobDescriptorSize != nil && cache.Kind() != CacheInMemory {
+		v.add("storage.cache.blobdescriptorsize", "has no effect: it bounds only the inmemory blob descriptor cache (storage.cache.blobdescriptor: inmemory)")
+	}
+	if c.Redis != nil && cache.Kind() != CacheRedis {
+		v.add("redis", "has no effect: only the redis blob descriptor cache uses it (storage.cache.blobdescriptor: redis)")
+	}
 	if up := s.Maintenance.UploadPurging; up != nil {
 		v.duration("storage.maintenance.uploadpurging.age", up.Age)
 		v.duration("storage.maintenance.uploadpurging.interval", up.Interval)
 	}
 	v.nonNegative("storage.tag.concurrencylimit", int64(s.Tag.ConcurrencyLimit))
+	if s.Redirect.Disable && (s.Filesystem != nil || s.InMemory != nil) {
+		v.add("storage.redirect.disable", "has no effect: the %s driver never redirects clients", s.Driver())
+	}
 }
 
 func (v *validator) auth(a *Auth) {
@@ -269,6 +282,12 @@ func (v *validator) middleware(m *Middleware) {
 
 func (v *validator) http(h *HTTP) {
 	v.enum("http.net", h.Net, HTTPNetworks)
+	if h.HTTP2.Disabled && h.TLS == nil {
+		v.add("http.http2.disabled", "has no effect without http.tls: HTTP/2 is offered only over TLS (http.h2c is HTTP/2 in clear)")
+	}
+	if t := h.TLS; t != nil && t.ClientAuth != "" && len(t.ClientCAs) == 0 {
+		v.add("http.tls.clientauth", "has no effect without http.tls.clientcas")
+	}
 	if h.Prefix != "" && (!strings.HasPrefix(h.Prefix, "/") || !strings.HasSuffix(h.Prefix, "/")) {
 		v.add("http.prefix", "%q must start and end with /", h.Prefix)
 	}
@@ -287,6 +306,9 @@ func (v *validator) http(h *HTTP) {
 		if le := t.LetsEncrypt; le != nil {
 			v.required("http.tls.letsencrypt.cachefile", le.CacheFile)
 			v.required("http.tls.letsencrypt.email", le.Email)
+			if len(le.Hosts) == 0 {
+				v.add("http.tls.letsencrypt.hosts", "required: without it no handshake may obtain a certificate")
+			}
 			v.url("http.tls.letsencrypt.directoryurl", le.DirectoryURL)
 		}
 	}
@@ -294,11 +316,16 @@ func (v *validator) http(h *HTTP) {
 		v.required("http.debug.addr", d.Addr)
 		if p := d.Prometheus.Path; p != "" && !strings.HasPrefix(p, "/") {
 			v.add("http.debug.prometheus.path", "%q must start with /", p)
+		} else if slices.Contains(DebugServerPaths, p) {
+			v.add("http.debug.prometheus.path", "%q is served by registryd's debug server already", p)
 		}
 	}
 }
 
 func (v *validator) notifications(n *Notifications) {
+	if n.Events.IncludeReferences && len(n.Endpoints) == 0 {
+		v.add("notifications.events.includereferences", "has no effect without notifications.endpoints")
+	}
 	for i, e := range n.Endpoints {
 		p := indexPath("notifications.endpoints", i)
 		v.required(p+".name", e.Name)
@@ -332,6 +359,34 @@ func (v *validator) redis(r *Redis) {
 		v.required("redis.tls.certificate", r.TLS.Certificate)
 		v.required("redis.tls.key", r.TLS.Key)
 	}
+	if r.Protocol != 0 && r.Protocol != 2 && r.Protocol != 3 {
+		v.add("redis.protocol", "must be 2 or 3 (RESP2 or RESP3), got %d", r.Protocol)
+	}
+	// go-redis builds one of three clients from these keys, and each reads
+	// only some of them: a key the chosen client does not read would have
+	// no effect, so it is refused.
+	var kind string
+	switch {
+	case r.MasterName != "":
+		kind = "a sentinel client (mastername)"
+	case len(r.Addrs) > 1:
+		kind = "a cluster client (several addrs)"
+	default:
+		kind = "a single-node client (one addr)"
+	}
+	unread := func(key string, set bool, readBy string) {
+		if set {
+			v.add("redis."+key, "has no effect with %s; only %s reads it", kind, readBy)
+		}
+	}
+	sentinel, cluster := r.MasterName != "", r.MasterName == "" && len(r.Addrs) > 1
+	unread("sentinelusername", !sentinel && r.SentinelUsername != "", "a sentinel client")
+	unread("sentinelpassword", !sentinel && r.SentinelPassword != "", "a sentinel client")
+	unread("db", cluster && r.DB != 0, "a single-node or sentinel client (a cluster has database 0 only)")
+	unread("maxredirects", !cluster && r.MaxRedirects != 0, "a cluster client")
+	unread("readonly", !cluster && r.ReadOnly, "a cluster client")
+	unread("routebylatency", !cluster && !sentinel && r.RouteByLatency, "a cluster or sentinel client")
+	unread("routerandomly", !cluster && !sentinel && r.RouteRandomly, "a cluster or sentinel client")
 }
 
 func (v *validator) health(h *Health) {
@@ -364,9 +419,18 @@ func (v *validator) health(h *Health) {
 	}
 }
 
-func (v *validator) proxy(p *Proxy) {
+func (v *validator) proxy(c *Configuration) {
+	p := c.Proxy
 	if p == nil {
 		return
+	}
+	// A pull-through cache refuses pushes and deletes: what only governs
+	// them would have no effect.
+	if c.Storage.Delete.Enabled {
+		v.add("storage.delete.enabled", "has no effect: a pull-through cache (proxy) refuses deletes")
+	}
+	if val := c.Validation; val.Disabled || val.Enabled || !reflect.DeepEqual(val.Manifests, ManifestValidation{}) {
+		v.add("validation", "has no effect: a pull-through cache (proxy) refuses pushes, which is what validation checks")
 	}
 	v.required("proxy.remoteurl", p.RemoteURL)
 	v.url("proxy.remoteurl", p.RemoteURL)

@@ -20,7 +20,8 @@ const blobBatch = 1000
 // no request per blob, which is what collecting a large bucket costs
 // otherwise; a blob directory of an object store is gone with its data.
 // Elsewhere, and in a dry run, each blob's directory is deleted, Workers
-// at a time.
+// at a time. Past the deadline no batch starts: its blobs are reported
+// with errStopped, as deleteDir does.
 func (c *collector) deleteBlobs(ctx context.Context, dead []Blob, done func(Blob, error)) {
 	fd, ok := driver.AsFileDeleter(c.drv)
 	if !ok || c.opts.DryRun {
@@ -31,6 +32,12 @@ func (c *collector) deleteBlobs(ctx context.Context, dead []Blob, done func(Blob
 	}
 	batches := slices.Collect(slices.Chunk(dead, blobBatch))
 	parallel(ctx, c.opts.Workers, batches, func(ctx context.Context, batch []Blob) {
+		if c.expired() {
+			for _, b := range batch {
+				done(b, errStopped)
+			}
+			return
+		}
 		paths := make([]string, len(batch))
 		for i, b := range batch {
 			paths[i] = storage.BlobDataPath(b.Digest)

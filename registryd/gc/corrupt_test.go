@@ -84,7 +84,7 @@ func TestDamagedStores(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			onDisk := map[digest.Digest]bool{}
-			if err := s.WalkBlobs(ctx, func(d digest.Digest, _ int64) error { onDisk[d] = true; return nil }); err != nil {
+			if err := s.WalkBlobs(ctx, func(b storage.BlobInfo) error { onDisk[b.Digest] = true; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range keep {

@@ -49,7 +49,7 @@ func TestMatchesDistributionGarbageCollect(t *testing.T) {
 
 					args := append([]string{"garbage-collect"}, flags...)
 					runBinary(t, dist, append(args, writeGCConfig(t, distRoot))...)
-					out := runBinary(t, registryd, append(append(args, "--json", "--quiet"), writeGCConfig(t, regRoot))...)
+					out := runBinary(t, registryd, append(append(args, "--json", "--quiet", "--grace-period=0"), writeGCConfig(t, regRoot))...)
 					var sum gc.Summary
 					if err := json.Unmarshal(out, &sum); err != nil {
 						t.Fatalf("registryd output: %v: %s", err, out)

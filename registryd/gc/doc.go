@@ -1,7 +1,9 @@
 // Package gc is registryd's garbage collector: a mark and sweep over the
 // Distribution-compatible layout of package storage, run by
 //
-//	registryd garbage-collect [--dry-run] [--delete-untagged] [--quiet] [--json] [--allow-writable] [--workers N] config.yml
+//	registryd garbage-collect [--dry-run] [--delete-untagged] [--grace-period D]
+//	    [--deadline T] [--hold-file PATH --hold-id ID | --allow-writable]
+//	    [--quiet] [--json] [--workers N] config.yml
 //
 // # Mark
 //
@@ -23,6 +25,44 @@
 // A live manifest whose content is missing from the blob store is reported
 // and marks nothing; one whose content cannot be decoded, or any storage
 // error while marking, stops the run before anything is deleted.
+//
+// # Grace period
+//
+// Read-only during the run is not enough on its own: a blob uploaded just
+// before the registry turned read-only, whose manifest PUT was refused
+// during the run (and will be retried after), is unreferenced while the
+// collector runs; so is an index's child until the index arrives. So
+// Options.GracePeriod (--grace-period, 1h by default on the command line,
+// 0 in the library) protects recent content, judged by the modification
+// time the storage driver reports (Stat's ModTime; the filesystem's mtime)
+// against the clock of the run's start:
+//
+//   - a blob whose data file is younger than the grace period is kept;
+//   - a blob with a _layers link younger than it, in any repository
+//     (including one whose first manifest has not arrived), is kept: an
+//     upload of content the store already holds, and a cross-repository
+//     mount, write only that link;
+//   - with DeleteUntagged, an untagged revision whose revision link is
+//     younger than it is kept as if tagged: the children, referrers and
+//     blobs it reaches stay, and so do the _layers links of every kept
+//     blob. A young revision whose content cannot be decoded is kept with
+//     its own content (a warning), without stopping the run.
+//
+// The summary counts what the grace period kept: manifestsKeptYoung and
+// blobsKeptYoung are what a run without it would have deleted in addition,
+// and gracePeriodSeconds. A dry run applies it exactly as a real run does.
+// Clocks matter: the times come from the storage (the node's clock for a
+// local filesystem) and the cutoff from the collector's clock.
+//
+// # Deadline
+//
+// Options.Deadline (--deadline) is the instant from which no deletion
+// starts. A run that reaches it while marking deletes nothing; one that
+// reaches it while sweeping stops there, in the same consistent state as
+// any interrupted run. Either way the run fails with ErrDeadline ("deadline
+// reached") and a Summary of what was done, and a later run finishes the
+// job. A dry run stops at the deadline too, so it still reports what a
+// real run would delete.
 //
 // # Sweep
 //
@@ -63,6 +103,8 @@
 //     broken manifests); registryd deletes both.
 //   - A _layers link to a blob that is already missing is removed (when
 //     not live); Distribution leaves it.
+//   - The grace period (above) has no Distribution counterpart; with
+//     --grace-period 0 the two delete the same files.
 //   - A blob stored under sha256 and referenced by a sha512 (or sha384)
 //     descriptor through a _layers link (Distribution's layout for such
 //     pushes) is kept; Distribution deletes it.
@@ -71,17 +113,22 @@
 //
 // The collector assumes nothing writes to the storage while it runs: a
 // manifest pushed after its repository was marked could lose its layers.
-// The command therefore refuses to run unless the configuration has
-// storage.maintenance.readonly.enabled: true (the operator sets it on every
-// replica first) or --allow-writable is given, which is safe only when no
-// registry serves this storage at all.
+// The command therefore refuses to run without proof that every registry
+// serving the storage refuses writes: storage.maintenance.readonly.enabled:
+// true in the configuration, or an active read-only hold (--hold-file with
+// the hold's --hold-id: the operator's way, see docs/registryd-live-state.md),
+// or --allow-writable, which is safe only when no registry serves this
+// storage at all. A hold expires by itself; the command stops deleting
+// hold.ExpiryMargin (10s) before the hold's expiry, so an expired hold never
+// overlaps a sweep.
 //
 // # Output
 //
 // Progress is logged with slog to stderr (the configuration's log level and
 // formatter; --quiet keeps only warnings and errors). The summary — counts
 // of repositories, manifests marked and deleted, tag index entries, blobs
-// marked and deleted, bytes freed, _layers links deleted, duration, errors —
+// marked and deleted, bytes freed, _layers links deleted, what the grace
+// period kept, duration, errors —
 // goes to stdout as text, or with --json as one JSON object (Summary) that
 // also lists every deleted manifest, blob and _layers link. With --dry-run
 // nothing is deleted and the same counts and lists name exactly what a real

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,8 +35,26 @@ type Options struct {
 	DeleteUntagged bool
 	// Workers bounds the repositories marked and deletions run concurrently.
 	Workers int
+	// GracePeriod protects recent content: a blob whose data file, a
+	// manifest revision whose link, or a blob whose _layers link in any
+	// repository was modified less than GracePeriod before the run started
+	// is never deleted, and a manifest kept that way keeps what it
+	// references. 0 turns the protection off (Distribution's behaviour).
+	GracePeriod time.Duration
+	// Deadline, when set, is the instant from which no deletion starts:
+	// the run then stops and returns an error wrapping ErrDeadline with
+	// the Summary of what was done. Reached while marking, nothing is
+	// deleted.
+	Deadline time.Time
+	// Now is the clock the grace period and the deadline are measured
+	// with; time.Now when nil.
+	Now func() time.Time
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// Cache, when set, is told to forget every blob and layer link the run
+	// deletes: a blob descriptor cache shared with the registries serving
+	// the storage (redis). A failed eviction counts as a failed deletion.
+	Cache storage.BlobDescriptorCache
 }
 
 // RepositoryDigest names a manifest revision or a _layers link.
@@ -61,19 +80,27 @@ type Deleted struct {
 // Summary is the outcome of a run. In a dry run the *Deleted counts, the
 // bytes freed and the Deleted lists describe what a real run would delete.
 type Summary struct {
-	DryRun                 bool     `json:"dryRun"`
-	DeleteUntagged         bool     `json:"deleteUntagged"`
-	Repositories           int      `json:"repositories"`
-	ManifestsMarked        int      `json:"manifestsMarked"`
-	ManifestsDeleted       int      `json:"manifestsDeleted"`
-	TagIndexEntriesDeleted int      `json:"tagIndexEntriesDeleted"`
-	BlobsMarked            int      `json:"blobsMarked"`
-	BlobsDeleted           int      `json:"blobsDeleted"`
-	BytesFreed             int64    `json:"bytesFreed"`
-	LayerLinksDeleted      int      `json:"layerLinksDeleted"`
-	DurationSeconds        float64  `json:"durationSeconds"`
-	ErrorCount             int      `json:"errorCount"`
-	Errors                 []string `json:"errors,omitempty"`
+	DryRun                 bool  `json:"dryRun"`
+	DeleteUntagged         bool  `json:"deleteUntagged"`
+	Repositories           int   `json:"repositories"`
+	ManifestsMarked        int   `json:"manifestsMarked"`
+	ManifestsDeleted       int   `json:"manifestsDeleted"`
+	TagIndexEntriesDeleted int   `json:"tagIndexEntriesDeleted"`
+	BlobsMarked            int   `json:"blobsMarked"`
+	BlobsDeleted           int   `json:"blobsDeleted"`
+	BytesFreed             int64 `json:"bytesFreed"`
+	LayerLinksDeleted      int   `json:"layerLinksDeleted"`
+	// GracePeriodSeconds is Options.GracePeriod. ManifestsKeptYoung and
+	// BlobsKeptYoung count what the same run without a grace period would
+	// have deleted and this one kept: young untagged revisions and the
+	// older ones only they reach; blobs whose data or a _layers link is
+	// young, or that only kept manifests reference.
+	GracePeriodSeconds float64  `json:"gracePeriodSeconds"`
+	ManifestsKeptYoung int      `json:"manifestsKeptYoung"`
+	BlobsKeptYoung     int      `json:"blobsKeptYoung"`
+	DurationSeconds    float64  `json:"durationSeconds"`
+	ErrorCount         int      `json:"errorCount"`
+	Errors             []string `json:"errors,omitempty"`
 	// Error is why the run stopped early, if it did.
 	Error   string   `json:"error,omitempty"`
 	Deleted *Deleted `json:"deleted,omitempty"`
@@ -88,14 +115,27 @@ func (s *Summary) Duration() time.Duration {
 // lists them. Running the collector again finishes the job.
 var ErrPartial = errors.New("some deletions failed; run garbage-collect again to finish")
 
+// ErrDeadline is returned (wrapped) when Options.Deadline stopped the run;
+// the Summary counts what was deleted before it. Running the collector
+// again finishes the job.
+var ErrDeadline = errors.New("deadline reached")
+
 // Run collects garbage in the storage behind drv. Nothing may write to the
 // storage while it runs (see the package documentation). It always returns
-// a Summary; the error is non-nil when marking failed (nothing was deleted)
-// or when some deletions failed (errors.Is(err, ErrPartial)).
+// a Summary; the error is non-nil when marking failed (nothing was deleted),
+// when some deletions failed (errors.Is(err, ErrPartial)) or when the
+// deadline stopped the run (errors.Is(err, ErrDeadline)).
 func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary, error) {
 	start := time.Now()
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.GracePeriod < 0 {
+		return &Summary{DryRun: opts.DryRun, DeleteUntagged: opts.DeleteUntagged, Error: "negative grace period"},
+			fmt.Errorf("grace period %s is negative", opts.GracePeriod)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -105,14 +145,23 @@ func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary,
 		drv:    drv,
 		opts:   opts,
 		log:    opts.Logger,
-		marked: make(map[digest.Digest]struct{}),
+		marked: make(map[digest.Digest]bool),
 		sum: &Summary{
-			DryRun:         opts.DryRun,
-			DeleteUntagged: opts.DeleteUntagged,
-			Deleted:        &Deleted{Manifests: []RepositoryDigest{}, Blobs: []Blob{}, LayerLinks: []RepositoryDigest{}},
+			DryRun:             opts.DryRun,
+			DeleteUntagged:     opts.DeleteUntagged,
+			GracePeriodSeconds: opts.GracePeriod.Seconds(),
+			Deleted:            &Deleted{Manifests: []RepositoryDigest{}, Blobs: []Blob{}, LayerLinks: []RepositoryDigest{}},
 		},
 	}
-	c.log.Info("Starting garbage collection", "dryRun", opts.DryRun, "deleteUntagged", opts.DeleteUntagged, "workers", opts.Workers)
+	attrs := []any{"dryRun", opts.DryRun, "deleteUntagged", opts.DeleteUntagged, "workers", opts.Workers, "gracePeriod", opts.GracePeriod.String()}
+	if opts.GracePeriod > 0 {
+		c.youngAfter = opts.Now().Add(-opts.GracePeriod)
+		attrs = append(attrs, "keepModifiedAfter", c.youngAfter.UTC().Format(time.RFC3339))
+	}
+	if !opts.Deadline.IsZero() {
+		attrs = append(attrs, "deadline", opts.Deadline.UTC().Format(time.RFC3339))
+	}
+	c.log.Info("Starting garbage collection", attrs...)
 	err := c.run(ctx)
 	c.sum.DurationSeconds = time.Since(start).Seconds()
 	d := c.sum.Deleted
@@ -135,6 +184,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary,
 		"manifestsMarked", c.sum.ManifestsMarked, "manifestsDeleted", c.sum.ManifestsDeleted,
 		"blobsMarked", c.sum.BlobsMarked, "blobsDeleted", c.sum.BlobsDeleted,
 		"bytesFreed", c.sum.BytesFreed, "layerLinksDeleted", c.sum.LayerLinksDeleted,
+		"manifestsKeptYoung", c.sum.ManifestsKeptYoung, "blobsKeptYoung", c.sum.BlobsKeptYoung,
 		"duration", time.Since(start).Round(time.Millisecond))
 	return c.sum, nil
 }
@@ -150,8 +200,18 @@ type collector struct {
 	opts  Options
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	marked map[digest.Digest]struct{}
+	// youngAfter is the grace period's cutoff: content modified after it
+	// is young. Zero without a grace period.
+	youngAfter time.Time
+	// stopped is set once the deadline has been seen; it never clears, so
+	// no phase starts deleting after an earlier one stopped.
+	stopped atomic.Bool
+
+	mu sync.Mutex
+	// marked holds what the mark phase keeps: true for digests live
+	// through tags (or every revision, without DeleteUntagged), false for
+	// those kept only by the grace period.
+	marked map[digest.Digest]bool
 	sum    *Summary
 	// repos holds every repository name, for the _layers pass.
 	repos []string
@@ -164,22 +224,68 @@ type collector struct {
 
 func (c *collector) run(ctx context.Context) error {
 	if err := c.mark(ctx); err != nil {
+		if errors.Is(err, ErrDeadline) {
+			return fmt.Errorf("%w while marking: nothing was deleted", ErrDeadline)
+		}
 		return fmt.Errorf("mark: %w (nothing was deleted)", err)
 	}
-	c.log.Info("Marked", "repositories", c.sum.Repositories, "manifests", c.sum.ManifestsMarked, "digests", len(c.marked))
+	c.log.Info("Marked", "repositories", c.sum.Repositories, "manifests", c.sum.ManifestsMarked,
+		"digests", len(c.marked), "manifestsKeptYoung", c.sum.ManifestsKeptYoung)
+	if c.expired() {
+		return fmt.Errorf("%w after marking: nothing was deleted", ErrDeadline)
+	}
 	c.sweepManifests(ctx)
+	if c.expired() {
+		return c.stoppedError("manifests")
+	}
+	c.pruneReferrersIndexes(ctx)
 	if err := c.sweepBlobs(ctx); err != nil {
 		return fmt.Errorf("sweep blobs: %w", err)
 	}
+	if c.expired() {
+		return c.stoppedError("blobs")
+	}
 	c.sweepLayerLinks(ctx)
+	if c.expired() {
+		return c.stoppedError("_layers links")
+	}
 	return ctx.Err()
 }
 
-// isMarked reports whether d is live. Only called once marking is done.
+// expired reports whether the deadline has been reached; once it has, it
+// stays reached.
+func (c *collector) expired() bool {
+	if c.stopped.Load() {
+		return true
+	}
+	if c.opts.Deadline.IsZero() || c.opts.Now().Before(c.opts.Deadline) {
+		return false
+	}
+	if !c.stopped.Swap(true) {
+		c.log.Warn("Deadline reached; starting no more deletions", "deadline", c.opts.Deadline.UTC().Format(time.RFC3339))
+	}
+	return true
+}
+
+func (c *collector) stoppedError(phase string) error {
+	return fmt.Errorf("%w while deleting %s at %s: the deletions counted were done, no other started; run garbage-collect again to finish",
+		ErrDeadline, phase, c.opts.Deadline.UTC().Format(time.RFC3339))
+}
+
+// isYoung reports whether content modified at t is within the grace period.
+func (c *collector) isYoung(t time.Time) bool {
+	return !c.youngAfter.IsZero() && t.After(c.youngAfter)
+}
+
+// isMarked reports whether d is kept by the mark phase, live or young.
+// Only called once marking is done.
 func (c *collector) isMarked(d digest.Digest) bool {
 	_, ok := c.marked[d]
 	return ok
 }
+
+// isLive reports whether d is live through tags (not only young).
+func (c *collector) isLive(d digest.Digest) bool { return c.marked[d] }
 
 // fail records a failed deletion.
 func (c *collector) fail(err error) {
@@ -213,9 +319,18 @@ func parallel[T any](ctx context.Context, n int, items []T, fn func(context.Cont
 	wg.Wait()
 }
 
+// errStopped is what deleteDir returns once the deadline is reached; the
+// caller counts nothing and records no failure.
+var errStopped = errors.New("not started: deadline reached")
+
 // deleteDir deletes p; a path already gone is not an error (a re-run, or a
-// dry run's view).
+// dry run's view). Past the deadline it deletes nothing and returns
+// errStopped, in a dry run too, so that a dry run reports what a real run
+// under the same deadline would delete.
 func (c *collector) deleteDir(ctx context.Context, p string) error {
+	if c.expired() {
+		return errStopped
+	}
 	if c.opts.DryRun {
 		return nil
 	}

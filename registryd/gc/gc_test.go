@@ -126,7 +126,7 @@ func checkStore(t *testing.T, m *model, drv driver.StorageDriver, liveManifests 
 		}
 	}
 	onDisk := map[digest.Digest]bool{}
-	if err := s.WalkBlobs(ctx, func(d digest.Digest, _ int64) error { onDisk[d] = true; return nil }); err != nil {
+	if err := s.WalkBlobs(ctx, func(b storage.BlobInfo) error { onDisk[b.Digest] = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(onDisk, liveBlobs) {

@@ -72,6 +72,10 @@ func (c *collector) mark(ctx context.Context) error {
 				if ctx.Err() != nil {
 					continue
 				}
+				if c.expired() {
+					cancel(ErrDeadline)
+					continue
+				}
 				if err := c.markRepository(ctx, name); err != nil {
 					cancel(fmt.Errorf("repository %s: %w", name, err))
 				}
@@ -106,7 +110,13 @@ func (c *collector) mark(ctx context.Context) error {
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
-	return walkErr
+	if walkErr != nil {
+		return walkErr
+	}
+	if c.youngAfter.IsZero() {
+		return nil
+	}
+	return c.markYoungLayerLinks(ctx)
 }
 
 // markRepository marks the live manifests of repository name and plans the
@@ -156,14 +166,21 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 		}
 	}
 
-	live, marks, err := c.closure(ctx, name, nodes, roots)
+	live, marks, err := c.closure(ctx, name, nodes, roots, nil)
 	if err != nil {
 		return err
+	}
+	var kept map[digest.Digest]bool
+	var youngMarks []digest.Digest
+	if !c.youngAfter.IsZero() {
+		if kept, youngMarks, err = c.markYoung(ctx, name, revs, nodes, live); err != nil {
+			return err
+		}
 	}
 
 	plan := &repoPlan{name: name}
 	for _, d := range revs {
-		if nodes[d] != nil && !live[d] {
+		if nodes[d] != nil && !live[d] && !kept[d] {
 			plan.dead = append(plan.dead, d)
 		}
 	}
@@ -176,21 +193,103 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, d := range marks {
-		c.marked[d] = struct{}{}
+		c.marked[d] = true
+	}
+	for _, d := range youngMarks {
+		if _, ok := c.marked[d]; !ok {
+			c.marked[d] = false
+		}
 	}
 	c.repos = append(c.repos, name)
 	c.sum.Repositories++
 	c.sum.ManifestsMarked += len(live)
+	c.sum.ManifestsKeptYoung += len(kept)
 	if len(plan.dead) > 0 {
 		c.plans = append(c.plans, plan)
 	}
-	c.log.Debug("Marked repository", "repository", name, "manifests", len(nodes), "live", len(live), "dead", len(plan.dead))
+	c.log.Debug("Marked repository", "repository", name, "manifests", len(nodes), "live", len(live), "keptYoung", len(kept), "dead", len(plan.dead))
 	return nil
 }
 
-// closure computes the live revisions reachable from roots through index
-// children and the subject relation, and the digests they mark.
-func (c *collector) closure(ctx context.Context, name string, nodes map[digest.Digest]*node, roots []digest.Digest) (map[digest.Digest]bool, []digest.Digest, error) {
+// markYoung applies the grace period to the revisions of repository name:
+// the untagged ones whose link is young are kept with everything they
+// reach (children, referrers, blobs). It returns the revisions kept that
+// live does not hold and the digests they mark.
+//
+// Blobs are kept by their own data file's time (sweepBlobs) and by the
+// time of their _layers links (markYoungLayerLinks): an upload of a blob
+// the store already holds, and a cross-repository mount, write only the
+// link, and a client that pushed such a blob just before read-only, whose
+// manifest PUT was refused, would otherwise find it swept when it retries.
+func (c *collector) markYoung(ctx context.Context, name string, revs []digest.Digest, nodes map[digest.Digest]*node, live map[digest.Digest]bool) (map[digest.Digest]bool, []digest.Digest, error) {
+	if !c.opts.DeleteUntagged {
+		// Every revision is live already.
+		return nil, nil, nil
+	}
+	var roots []digest.Digest
+	for _, d := range revs {
+		if nodes[d] == nil || live[d] {
+			continue
+		}
+		mod, err := c.store.RevisionLinkModTime(ctx, name, d)
+		if errors.Is(err, storage.ErrManifestUnknown) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("manifest %s: %w", d, err)
+		}
+		if c.isYoung(mod) {
+			roots = append(roots, d)
+		}
+	}
+	if len(roots) == 0 {
+		return nil, nil, nil
+	}
+	return c.closure(ctx, name, nodes, roots, live)
+}
+
+// markYoungLayerLinks keeps every blob with a young _layers link in any
+// repository (see markYoung for why), in one walk of the store.
+func (c *collector) markYoungLayerLinks(ctx context.Context) error {
+	var marks []digest.Digest
+	err := c.store.WalkLayerLinks(ctx, func(name string, d digest.Digest, mod time.Time) error {
+		if !c.isYoung(mod) {
+			return nil
+		}
+		marks = append(marks, d)
+		if d.Algorithm() != digest.Canonical {
+			target, err := c.store.LayerLinkTarget(ctx, name, d)
+			if err == nil {
+				marks = append(marks, target)
+			} else if !errors.Is(err, storage.ErrBlobUnknown) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("_layers links: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range marks {
+		if _, ok := c.marked[d]; !ok {
+			c.marked[d] = false
+		}
+	}
+	return nil
+}
+
+// closure computes the revisions reachable from roots through index
+// children and the subject relation, and the digests they mark. Revisions
+// in seen (already live) are neither returned nor followed again.
+//
+// A live revision whose content cannot be decoded stops the run: what it
+// references is unknown. One reached only through young roots (seen is
+// not nil) is kept with its own content and the run goes on: it is
+// garbage or a push in progress, and must not block every collection for
+// the length of the grace period.
+func (c *collector) closure(ctx context.Context, name string, nodes map[digest.Digest]*node, roots []digest.Digest, seen map[digest.Digest]bool) (map[digest.Digest]bool, []digest.Digest, error) {
 	referrers := make(map[digest.Digest][]digest.Digest)
 	for d, n := range nodes {
 		if n.subject != "" {
@@ -204,14 +303,18 @@ func (c *collector) closure(ctx context.Context, name string, nodes map[digest.D
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		n := nodes[d]
-		if live[d] || n == nil {
+		if live[d] || seen[d] || n == nil {
 			continue
 		}
-		if n.bad != nil {
+		if n.bad != nil && seen == nil {
 			return nil, nil, fmt.Errorf("live manifest %s cannot be decoded, so what it references is unknown: %w", d, n.bad)
 		}
 		live[d] = true
 		marks = append(marks, d, n.target)
+		if n.bad != nil {
+			c.log.Warn("Young manifest cannot be decoded; keeping it and its content only", "repository", name, "digest", d, "error", n.bad)
+			continue
+		}
 		if n.missing {
 			c.log.Warn("Live manifest has no content in the blob store", "repository", name, "digest", d)
 		}

@@ -109,7 +109,7 @@ func TestBlobsDeletedInBatches(t *testing.T) {
 					drv.batches.Load(), drv.batched.Load(), drv.blobDeletes.Load(), want, tc.n)
 			}
 			left := 0
-			if err := s.WalkBlobs(ctx, func(digest.Digest, int64) error { left++; return nil }); err != nil {
+			if err := s.WalkBlobs(ctx, func(storage.BlobInfo) error { left++; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if left != 0 {

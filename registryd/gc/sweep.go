@@ -36,14 +36,14 @@ func (c *collector) sweepManifests(ctx context.Context) {
 		tags := it.plan.tagIndex[d]
 		for i, tag := range tags {
 			if err := c.deleteDir(ctx, path.Dir(storage.TagIndexLinkPath(name, tag, d))); err != nil {
-				c.fail(fmt.Errorf("tag index entry %s:%s -> %s: %w", name, tag, d, err))
+				c.failUnlessStopped(fmt.Errorf("tag index entry %s:%s -> %s: %w", name, tag, d, err))
 				c.keepBlob(d)
 				c.count(func(s *Summary) { s.TagIndexEntriesDeleted += i })
 				return
 			}
 		}
 		if err := c.deleteDir(ctx, path.Dir(storage.RevisionLinkPath(name, d))); err != nil {
-			c.fail(fmt.Errorf("manifest %s@%s: %w", name, d, err))
+			c.failUnlessStopped(fmt.Errorf("manifest %s@%s: %w", name, d, err))
 			c.keepBlob(d)
 			c.count(func(s *Summary) { s.TagIndexEntriesDeleted += len(tags) })
 			return
@@ -55,6 +55,15 @@ func (c *collector) sweepManifests(ctx context.Context) {
 			s.Deleted.Manifests = append(s.Deleted.Manifests, RepositoryDigest{Repository: name, Digest: d})
 		})
 	})
+}
+
+// failUnlessStopped records a failed deletion, unless it was not started
+// because the deadline was reached.
+func (c *collector) failUnlessStopped(err error) {
+	if errors.Is(err, errStopped) {
+		return
+	}
+	c.fail(err)
 }
 
 func (c *collector) count(f func(*Summary)) {
@@ -79,29 +88,38 @@ func (c *collector) isKept(d digest.Digest) bool {
 	return ok
 }
 
-// sweepBlobs walks blobs/ once and removes every blob outside the live set.
+// sweepBlobs walks blobs/ once and removes every blob outside the marked
+// set whose data is older than the grace period.
 func (c *collector) sweepBlobs(ctx context.Context) error {
 	var dead []Blob
-	marked := 0
-	err := c.store.WalkBlobs(ctx, func(d digest.Digest, size int64) error {
-		if c.isMarked(d) {
+	marked, young := 0, 0
+	err := c.store.WalkBlobs(ctx, func(b storage.BlobInfo) error {
+		switch {
+		case c.isLive(b.Digest):
 			marked++
-		} else if !c.isKept(d) {
-			dead = append(dead, Blob{Digest: d, Size: size})
+		case c.isKept(b.Digest):
+		case c.isMarked(b.Digest) || c.isYoung(b.ModTime):
+			// Kept by the grace period: keepBlob keeps its _layers links.
+			young++
+			c.keepBlob(b.Digest)
+		default:
+			dead = append(dead, Blob{Digest: b.Digest, Size: b.Size})
 		}
 		return nil
 	})
 	c.sum.BlobsMarked = marked
+	c.sum.BlobsKeptYoung = young
 	if err != nil {
 		return err
 	}
-	c.log.Info("Deleting blobs", "count", len(dead), "marked", marked, "dryRun", c.opts.DryRun)
+	c.log.Info("Deleting blobs", "count", len(dead), "marked", marked, "keptYoung", young, "dryRun", c.opts.DryRun)
 	c.deleteBlobs(ctx, dead, func(b Blob, err error) {
 		if err != nil {
-			c.fail(fmt.Errorf("blob %s: %w", b.Digest, err))
+			c.failUnlessStopped(fmt.Errorf("blob %s: %w", b.Digest, err))
 			c.keepBlob(b.Digest)
 			return
 		}
+		c.evict(ctx, "blob "+b.Digest.String(), func(bdc storage.BlobDescriptorCache) error { return bdc.EvictBlob(ctx, b.Digest) })
 		c.log.Debug("Deleted blob", "digest", b.Digest, "size", b.Size, "dryRun", c.opts.DryRun)
 		c.count(func(s *Summary) {
 			s.BlobsDeleted++
@@ -117,6 +135,9 @@ func (c *collector) sweepBlobs(ctx context.Context) error {
 // deleted.
 func (c *collector) sweepLayerLinks(ctx context.Context) {
 	parallel(ctx, c.opts.Workers, c.repos, func(ctx context.Context, name string) {
+		if c.expired() {
+			return
+		}
 		links, err := c.store.LayerLinks(ctx, name)
 		if err != nil {
 			c.fail(fmt.Errorf("listing _layers of %s: %w", name, err))
@@ -137,9 +158,13 @@ func (c *collector) sweepLayerLinks(ctx context.Context) {
 				}
 			}
 			if err := c.deleteDir(ctx, path.Dir(storage.LayerLinkPath(name, d))); err != nil {
+				if errors.Is(err, errStopped) {
+					return
+				}
 				c.fail(fmt.Errorf("layer link %s@%s: %w", name, d, err))
 				continue
 			}
+			c.evict(ctx, "layer link "+name+"@"+d.String(), func(bdc storage.BlobDescriptorCache) error { return bdc.EvictLink(ctx, name, d) })
 			c.log.Debug("Deleted layer link", "repository", name, "digest", d, "dryRun", c.opts.DryRun)
 			c.count(func(s *Summary) {
 				s.LayerLinksDeleted++
@@ -147,4 +172,14 @@ func (c *collector) sweepLayerLinks(ctx context.Context) {
 			})
 		}
 	})
+}
+
+// evict tells Options.Cache about a deletion (not in a dry run).
+func (c *collector) evict(ctx context.Context, what string, f func(storage.BlobDescriptorCache) error) {
+	if c.opts.Cache == nil || c.opts.DryRun {
+		return
+	}
+	if err := f(c.opts.Cache); err != nil {
+		c.fail(fmt.Errorf("evicting %s from the blob descriptor cache: %w", what, err))
+	}
 }

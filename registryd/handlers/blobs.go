@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -22,8 +23,18 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	if err != nil {
 		return err
 	}
-	desc, err := h.store.StatBlob(r.Context(), rt.Name, d)
-	if err != nil {
+	var desc storage.Descriptor
+	if h.pullThrough != nil {
+		var local bool
+		if desc, local, err = h.pullThrough.StatBlob(r.Context(), rt.Name, d); err != nil {
+			return err
+		}
+		if !local {
+			h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
+			h.serveUpstreamBlob(w, r, rt.Name, desc)
+			return nil
+		}
+	} else if desc, err = h.store.StatBlob(r.Context(), rt.Name, d); err != nil {
 		return err
 	}
 	h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
@@ -43,13 +54,23 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	hd.Set("Accept-Ranges", "bytes")
 	content := &blobReader{ctx: r.Context(), store: h.store, digest: desc.Digest, size: desc.Size}
 	defer content.Close()
+	if r.Method == http.MethodGet {
+		// Open the content before the status is sent: a blob whose content
+		// is gone (a lookup answered from the cache) is 404, not a 200 with
+		// a short body.
+		rc, err := h.store.OpenBlob(r.Context(), desc.Digest, 0)
+		if err != nil {
+			return err
+		}
+		content.rc = rc
+	}
 	http.ServeContent(w, r, "", time.Time{}, content)
 	return nil
 }
 
 // blobReader is an io.ReadSeeker over a blob that opens the driver reader
-// lazily at the current offset, so that HEAD and Range requests read only
-// what they send.
+// at the offset of the first Read after a Seek, so that HEAD and Range
+// requests read only what they send. Seeking alone opens nothing.
 type blobReader struct {
 	ctx    context.Context
 	store  *storage.Store
@@ -57,21 +78,27 @@ type blobReader struct {
 	size   int64
 	offset int64
 	rc     io.ReadCloser
+	rcAt   int64 // where rc reads next
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
 	if b.offset >= b.size {
 		return 0, io.EOF
 	}
+	if b.rc != nil && b.rcAt != b.offset {
+		b.rc.Close()
+		b.rc = nil
+	}
 	if b.rc == nil {
 		rc, err := b.store.OpenBlob(b.ctx, b.digest, b.offset)
 		if err != nil {
 			return 0, err
 		}
-		b.rc = rc
+		b.rc, b.rcAt = rc, b.offset
 	}
 	n, err := b.rc.Read(p)
 	b.offset += int64(n)
+	b.rcAt += int64(n)
 	return n, err
 }
 
@@ -89,10 +116,6 @@ func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("negative offset")
-	}
-	if abs != b.offset && b.rc != nil {
-		b.rc.Close()
-		b.rc = nil
 	}
 	b.offset = abs
 	return abs, nil
@@ -160,7 +183,10 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			return err
 		}
 		if err := h.finishUpload(w, r, rt.Name, u.ID, d); err != nil {
-			_ = h.store.CancelUpload(ctx, rt.Name, u.ID) // already gone after a digest mismatch
+			// The session is ours, not the client's: remove it whatever
+			// went wrong, even when the client is gone (already gone after
+			// a digest mismatch or a failed body).
+			h.dropUpload(r, rt.Name, u.ID)
 			return err
 		}
 		return nil
@@ -174,8 +200,12 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 
 // uploadAccepted writes the response describing an open upload session.
 func (h *handler) uploadAccepted(w http.ResponseWriter, r *http.Request, name, id string, size int64, status int) error {
+	loc, err := h.uploadLocation(r.Context(), name, id, size)
+	if err != nil {
+		return err
+	}
 	hd := w.Header()
-	hd.Set("Location", h.absURL(r, "/v2/"+name+"/blobs/uploads/"+id))
+	hd.Set("Location", h.absURL(r, loc))
 	hd.Set("Docker-Upload-UUID", id)
 	hd.Set("Range", rangeHeader(size))
 	hd.Set("Content-Length", "0")
@@ -234,21 +264,67 @@ func parseContentRange(r *http.Request) (start, end int64, ok bool, err error) {
 	return start, end, true, nil
 }
 
-// appendChunk appends the request body to upload id, checking
-// Content-Range against the upload's size when the client sent one.
+// appendChunk appends the request body to upload id. With a
+// Content-Range, the chunk must start at the upload's size and carry
+// exactly the bytes the range names, counted as they arrive (a chunked
+// body declares no length): at most that many are appended, and a body
+// that ends short or goes on longer gets 416 RANGE_INVALID. The bytes
+// appended are the chunk's first ones, at their right offsets, so the
+// client can ask for the upload's size and resume from there.
+//
+// A body that fails (truncated, stalled, reset) removes the upload: what
+// arrived is of unknown extent, and an abandoned session would hold it
+// until upload purging.
 func (h *handler) appendChunk(r *http.Request, name, id string) (int64, error) {
+	size, err := h.appendRange(r, name, id)
+	var be *bodyError
+	if errors.As(err, &be) {
+		h.dropUpload(r, name, id)
+	}
+	return size, err
+}
+
+func (h *handler) appendRange(r *http.Request, name, id string) (int64, error) {
 	start, end, ranged, err := parseContentRange(r)
 	if err != nil {
 		return 0, err
 	}
-	offset := int64(-1)
-	if ranged {
-		offset = start
-		if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
-			return 0, ErrRangeInvalid.WithDetail("Content-Range does not match Content-Length")
+	if !ranged {
+		return h.store.AppendUpload(r.Context(), name, id, -1, r.Body)
+	}
+	want := end - start + 1
+	if r.ContentLength >= 0 && r.ContentLength != want {
+		return 0, ErrRangeInvalid.WithDetail("Content-Range does not match Content-Length")
+	}
+	size, err := h.store.AppendUpload(r.Context(), name, id, start, io.LimitReader(r.Body, want))
+	if err != nil {
+		return size, err
+	}
+	if got := size - start; got != want {
+		return size, ErrRangeInvalid.WithDetail(fmt.Sprintf("Content-Range names %d bytes, the body carried %d", want, got))
+	}
+	if r.ContentLength < 0 {
+		var extra [1]byte
+		n, err := io.ReadFull(r.Body, extra[:])
+		var be *bodyError
+		if errors.As(err, &be) {
+			return size, err
+		}
+		if n > 0 {
+			return size, ErrRangeInvalid.WithDetail(fmt.Sprintf("the body carries more than the %d bytes Content-Range names", want))
 		}
 	}
-	return h.store.AppendUpload(r.Context(), name, id, offset, r.Body)
+	return size, nil
+}
+
+// dropUpload removes upload id after its request failed, on a context
+// that outlives the request. An upload already gone is not an error.
+func (h *handler) dropUpload(r *http.Request, name, id string) {
+	ctx, cancel := detached(r)
+	defer cancel()
+	if err := h.store.CancelUpload(ctx, name, id); err != nil && !errors.Is(err, storage.ErrUploadUnknown) {
+		h.logger.WarnContext(ctx, "Removing a failed upload", "repository", name, "upload", id, "error", err)
+	}
 }
 
 // patchUpload serves PATCH /v2/<name>/blobs/uploads/<id>: a chunk with a
@@ -292,3 +368,5 @@ func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

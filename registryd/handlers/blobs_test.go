@@ -152,6 +152,11 @@ func TestUploads(t *testing.T) {
 			return req{method: "PATCH", path: s, body: body, headers: h}
 		}
 	}
+	chunked := func(body []byte, contentRange string) func(string) req {
+		return func(s string) req {
+			return req{method: "PATCH", path: s, body: body, chunked: true, headers: map[string]string{"Content-Range": contentRange}}
+		}
+	}
 	get := func(s string) req { return req{method: "GET", path: s} }
 	del := func(s string) req { return req{method: "DELETE", path: s} }
 
@@ -188,6 +193,26 @@ func TestUploads(t *testing.T) {
 		"Content-Range disagrees with body": {steps: []step{
 			{r: patch(content[:5], "0-9"), wantCode: 416, wantErr: "RANGE_INVALID"},
 		}},
+		// A chunked body declares no length: the range is checked against
+		// the bytes that arrive. What was appended is the chunk's first
+		// bytes at their offsets, so the upload can resume from its size.
+		"chunked body longer than its Content-Range": {steps: []step{
+			{r: chunked(content[:10], "0-9"), wantCode: 202, wantRange: "0-9"},
+			{r: chunked(content[10:], "10-14"), wantCode: 416, wantErr: "RANGE_INVALID"},
+			{r: get, wantCode: 204, wantRange: "0-14"},
+			{r: chunked(content[15:], "15-19"), wantCode: 202, wantRange: "0-19"},
+			{r: put(d, nil), wantCode: 201},
+		}, pullable: d},
+		"chunked body shorter than its Content-Range": {steps: []step{
+			{r: chunked(content[:3], "0-9"), wantCode: 416, wantErr: "RANGE_INVALID"},
+			{r: get, wantCode: 204, wantRange: "0-2"},
+			{r: chunked(content[3:], "3-19"), wantCode: 202, wantRange: "0-19"},
+			{r: put(d, nil), wantCode: 201},
+		}, pullable: d},
+		"chunked body matching its Content-Range": {steps: []step{
+			{r: chunked(content, "0-19"), wantCode: 202, wantRange: "0-19"},
+			{r: put(d, nil), wantCode: 201},
+		}, pullable: d},
 		"digest mismatch cancels": {steps: []step{
 			{r: put(digest.FromString("other"), content), wantCode: 400, wantErr: "DIGEST_INVALID"},
 			{r: get, wantCode: 404, wantErr: "BLOB_UPLOAD_UNKNOWN"},

@@ -16,11 +16,17 @@
 //     WithHost they are always absolute on that URL. The pagination Link
 //     header is relative, as in Distribution. With WithPrefix the API lives
 //     under <prefix>/v2/ and Locations carry the prefix (see urls.go).
-//   - Upload sessions live in storage (no signed _state parameter), so any
-//     replica sharing the storage can continue one. A chunk's
-//     Content-Range must start at the current size (else 416 RANGE_INVALID);
-//     without Content-Range a PATCH body is appended (streamed upload). A
-//     digest mismatch on commit cancels the upload, as in Distribution.
+//   - Upload sessions live in storage, so any replica sharing the storage
+//     can continue one; the _state parameter of Locations (signed with
+//     WithUploadStateSecret) is for Distribution replicas and never read
+//     (see uploadstate.go). A chunk's Content-Range must start at the
+//     current size and name exactly the bytes that arrive, chunked bodies
+//     included (else 416 RANGE_INVALID; see appendChunk); without
+//     Content-Range a PATCH body is appended (streamed upload). A digest
+//     mismatch on commit cancels the upload, as in Distribution.
+//   - Request bodies have a progress deadline, a failed body is a 4xx that
+//     removes its upload, and manifest bodies in flight have a memory
+//     budget with 429 past its queue: see body.go.
 //   - POST with mount and from links the blob when the from repository has
 //     it (201); otherwise, and always when from is missing, a regular
 //     session is opened (202), as Distribution does.
@@ -29,23 +35,32 @@
 //     the repository as WithIndexValidation says, the subject need not
 //     exist. Bodies over the size limit get 413 SIZE_INVALID. The stored
 //     bytes decide the Content-Type served back. See getManifest for Accept
-//     negotiation.
+//     negotiation. URLs in descriptors must pass WithURLPolicy; by default
+//     none is allowed, as in Distribution with validation on and no allow
+//     list.
 //   - Deleting a manifest by digest removes the tags pointing at it;
 //     deleting by tag removes only the tag. Blob delete unlinks the blob
 //     from the repository. Content is reclaimed by garbage collection.
 //   - While WithReadOnly's function returns true, every POST, PUT, PATCH and
 //     DELETE gets 405 UNSUPPORTED; reads are unaffected.
-//   - Referrers are computed on each request by reading the repository's
-//     manifests (see storage.Store.Referrers); the artifactType filter is
-//     applied server side and announced with OCI-Filters-Applied.
+//   - With WithPullThrough the registry is a pull-through cache: reads of
+//     content it lacks go upstream, writes get 405 UNSUPPORTED (see
+//     PullThrough).
+//   - Referrers are answered from the repository's referrers index, which
+//     each request brings up to date with the stored revisions (see
+//     storage.Store.Referrers), and which is not written while read-only;
+//     the artifactType filter is applied server side and announced with
+//     OCI-Filters-Applied.
 package handlers
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
@@ -89,6 +104,7 @@ type options struct {
 	deleteEnabled     bool
 	readOnly          func() bool
 	indexValidation   IndexValidation
+	urlPolicy         URLPolicy
 	maxManifestSize   int64
 	catalogMaxEntries int
 	relativeURLs      bool
@@ -96,6 +112,13 @@ type options struct {
 	hostRoot          string // http.host without a trailing slash, or ""
 	logger            *slog.Logger
 	events            eventConfig // WithEventSink (events.go)
+	bodyTimeout       time.Duration
+	manifestMemory    int64
+	manifestQueue     int
+	writeAdmission    func() (release func(), ok bool)
+	storeOpts         []storage.Option
+	pullThrough       PullThrough
+	uploadSecret      []byte // WithUploadStateSecret (uploadstate.go)
 }
 
 // Option configures the handler built by New.
@@ -126,6 +149,30 @@ func WithCatalogMaxEntries(n int) Option { return func(o *options) { o.catalogMa
 // (honouring X-Forwarded-Proto and X-Forwarded-Host), as Distribution does.
 func WithRelativeURLs(relative bool) Option { return func(o *options) { o.relativeURLs = relative } }
 
+// WithWriteAdmission sets what is asked before storage is written other
+// than by a write request (the referrers index, written while answering a
+// GET): ok false refuses, otherwise release ends the write. Without it,
+// such writes are refused while WithReadOnly's function returns true.
+func WithWriteAdmission(admit func() (release func(), ok bool)) Option {
+	return func(o *options) { o.writeAdmission = admit }
+}
+
+// admitWrite is the storage write admission from the options.
+func (h *handler) admitWrite() func() (func(), bool) {
+	if h.writeAdmission != nil {
+		return h.writeAdmission
+	}
+	return func() (func(), bool) {
+		return func() {}, h.readOnly == nil || !h.readOnly()
+	}
+}
+
+// WithStorageOptions configures the storage layer the handler serves from
+// (storage.WithTagConcurrency, the blob descriptor cache, ...).
+func WithStorageOptions(opts ...storage.Option) Option {
+	return func(o *options) { o.storeOpts = append(o.storeOpts, opts...) }
+}
+
 // WithLogger sets the logger for unexpected errors.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -135,8 +182,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 
 type handler struct {
 	options
-	store  *storage.Store
-	routes map[routes.Kind]map[string]handlerFunc
+	store     *storage.Store
+	routes    map[routes.Kind]map[string]handlerFunc
+	manifests *manifestBudget
 }
 
 // New returns the registry's HTTP handler over drv.
@@ -144,14 +192,19 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 	h := &handler{
 		options: options{
 			maxManifestSize:   DefaultMaxManifestSize,
+			urlPolicy:         DenyAllURLs,
 			catalogMaxEntries: DefaultCatalogMaxEntries,
 			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+			bodyTimeout:       DefaultBodyTimeout,
+			manifestMemory:    DefaultManifestMemory,
+			manifestQueue:     DefaultManifestQueue,
 		},
-		store: storage.New(drv),
 	}
 	for _, o := range opts {
 		o(&h.options)
 	}
+	h.store = storage.New(drv, append([]storage.Option{storage.WithLogger(h.logger), storage.WithWriteAdmission(h.admitWrite())}, h.storeOpts...)...)
+	h.manifests = newManifestBudget(max(h.manifestMemory, 1), max(h.manifestQueue, 0))
 	h.routes = map[routes.Kind]map[string]handlerFunc{
 		routes.Base:        {http.MethodGet: h.ping, http.MethodHead: h.ping},
 		routes.Catalog:     {http.MethodGet: h.catalog},
@@ -199,17 +252,43 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
 		return
 	}
+	if isWrite(r.Method) && h.pullThrough != nil {
+		writeError(w, r, errPullThroughWrite)
+		return
+	}
 	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {
 		writeError(w, r, errReadOnly)
 		return
 	}
+	h.wrapBody(w, r)
 	if err := fn(w, r, rt); err != nil {
-		e, known := toError(err)
-		if !known {
-			h.logger.ErrorContext(r.Context(), "Request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		}
-		writeError(w, r, e)
+		h.writeFailure(w, r, rt, err)
 	}
+}
+
+// writeFailure answers a request whose handler failed. A failed request
+// body and a client that went away are the client's doing: logged at
+// debug level. Any other unexpected error is logged as a server error.
+func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, rt route, err error) {
+	var be *bodyError
+	switch {
+	case errors.As(err, &be):
+		h.logger.DebugContext(r.Context(), "Request body failed", "method", r.Method, "path", r.URL.Path, "received", be.read, "error", be.err)
+		writeError(w, r, be.protocolError(rt.Kind))
+		return
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		h.logger.DebugContext(r.Context(), "Client went away", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, r, ErrClientClosed)
+		return
+	}
+	e, known := toError(err)
+	if !known {
+		h.logger.ErrorContext(r.Context(), "Request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	if e.Status == http.StatusTooManyRequests {
+		setRetryAfter(w)
+	}
+	writeError(w, r, e)
 }
 
 func isWrite(method string) bool {

@@ -33,6 +33,7 @@ type req struct {
 	path    string
 	body    []byte
 	headers map[string]string
+	chunked bool // declare no Content-Length, as a chunked body does
 }
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
@@ -42,6 +43,10 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 		body = bytes.NewReader(r.body)
 	}
 	hr := httptest.NewRequest(r.method, r.path, body)
+	if r.chunked {
+		hr.ContentLength = -1
+		hr.TransferEncoding = []string{"chunked"}
+	}
 	for k, v := range r.headers {
 		hr.Header.Set(k, v)
 	}

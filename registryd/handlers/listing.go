@@ -62,7 +62,12 @@ func (h *handler) tagsList(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
-	tags, err := h.store.Tags(r.Context(), rt.Name)
+	var tags []string
+	if h.pullThrough != nil {
+		tags, err = h.pullThrough.Tags(r.Context(), rt.Name)
+	} else {
+		tags, err = h.store.Tags(r.Context(), rt.Name)
+	}
 	if err != nil {
 		return err
 	}

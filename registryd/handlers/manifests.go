@@ -1,13 +1,15 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +44,9 @@ func parseReference(ref string) (reference, error) {
 func (h *handler) resolve(ctx context.Context, name string, ref reference) (digest.Digest, error) {
 	if ref.digest != "" {
 		return ref.digest, nil
+	}
+	if h.pullThrough != nil {
+		return h.pullThrough.ResolveTag(ctx, name, ref.tag)
 	}
 	return h.store.ResolveTag(ctx, name, ref.tag)
 }
@@ -79,17 +84,21 @@ func acceptedTypes(r *http.Request) (map[string]bool, bool) {
 // the stored manifest whatever its type (Distribution treats no Accept as
 // accepting nothing but schema2), and a fetch by digest always returns the
 // stored bytes, since the client named exactly what it wants.
+//
+// A reference that is neither a valid tag nor a valid digest names nothing
+// that could exist: reads answer 404 MANIFEST_UNKNOWN, as the spec's
+// "manifest not found" does (TAG_INVALID is for a PUT whose tag is bad).
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
 	if err != nil {
-		return err
+		return ErrManifestUnknown.WithMessage("invalid manifest reference").WithDetail(map[string]string{"reference": rt.Ref})
 	}
 	d, err := h.resolve(ctx, rt.Name, ref)
 	if err != nil {
 		return err
 	}
-	content, err := h.store.GetManifest(ctx, rt.Name, d)
+	content, err := h.manifestContent(ctx, rt.Name, d)
 	if err != nil {
 		return err
 	}
@@ -109,7 +118,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			if child == "" {
 				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
-			if content, err = h.store.GetManifest(ctx, rt.Name, child); err != nil {
+			if content, err = h.manifestContent(ctx, rt.Name, child); err != nil {
 				return err
 			}
 			if _, mt, err = storage.ParseManifest(content, ""); err != nil {
@@ -158,10 +167,23 @@ func etagMatch(r *http.Request, d digest.Digest) bool {
 	return false
 }
 
-// putManifest serves PUT /v2/<name>/manifests/<reference>.
+// putManifest serves PUT /v2/<name>/manifests/<reference>[?tag=<tag>...].
+//
+// Pushed by digest, the manifest is stored under that digest, in the
+// algorithm the client chose (sha256, sha384 or sha512), and every response
+// header naming it (Docker-Content-Digest, Location) uses that digest. Each
+// tag query parameter (OCI Distribution Spec 1.1 tag parameters) then points
+// at it, as a PUT by that tag would, and the response lists the tags it set
+// in OCI-Tag, one header value per tag. Pushed by tag, the digest is sha256
+// and tag parameters add further tags. An invalid tag, in the path or in a
+// parameter, is 400 TAG_INVALID before anything is stored.
 func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
+	if err != nil {
+		return err
+	}
+	tags, err := pushTags(ref, r.URL.Query()["tag"])
 	if err != nil {
 		return err
 	}
@@ -171,14 +193,28 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if r.ContentLength > h.maxManifestSize {
 		return tooLarge
 	}
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, io.LimitReader(r.Body, h.maxManifestSize+1)); err != nil {
-		return ErrManifestInvalid.WithDetail("reading body: " + err.Error())
+	reserve := r.ContentLength
+	if reserve < 0 {
+		reserve = h.maxManifestSize
 	}
-	if int64(buf.Len()) > h.maxManifestSize {
+	release, err := h.manifests.acquire(ctx, reserve)
+	if err != nil {
+		if err == errBusy {
+			// Read the body through a small buffer and drop it before
+			// answering: a client still sending it would otherwise meet
+			// the connection's reset before it reads the 429.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, h.maxManifestSize+1))
+		}
+		return err
+	}
+	defer release()
+	content, err := h.readManifest(r)
+	if err != nil {
+		return err
+	}
+	if int64(len(content)) > h.maxManifestSize {
 		return tooLarge
 	}
-	content := buf.Bytes()
 	m, mt, err := storage.ParseManifest(content, r.Header.Get("Content-Type"))
 	if err != nil {
 		return err
@@ -197,15 +233,23 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := h.store.PutManifest(ctx, rt.Name, d, content); err != nil {
 		return err
 	}
-	if ref.tag != "" {
-		if err := h.store.Tag(ctx, rt.Name, ref.tag, d); err != nil {
+	for _, tag := range tags {
+		if err := h.store.Tag(ctx, rt.Name, tag, d); err != nil {
 			return err
 		}
 	}
-	h.emitManifest(r, notifications.ActionPush, rt.Name, ref.tag, d, mt, content)
+	if len(tags) == 0 {
+		h.emitManifest(r, notifications.ActionPush, rt.Name, "", d, mt, content)
+	}
+	for _, tag := range tags {
+		h.emitManifest(r, notifications.ActionPush, rt.Name, tag, d, mt, content)
+	}
 	hd := w.Header()
 	hd.Set("Location", h.absURL(r, "/v2/"+rt.Name+"/manifests/"+d.String()))
 	hd.Set("Docker-Content-Digest", d.String())
+	for _, tag := range tags {
+		hd.Add("OCI-Tag", tag)
+	}
 	if m.Subject != nil {
 		hd.Set("OCI-Subject", m.Subject.Digest.String())
 	}
@@ -214,11 +258,51 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	return nil
 }
 
+// readManifest reads a manifest body into one buffer of its declared
+// length, or of the size limit plus one byte when no length is declared
+// (more than the limit is then refused by the caller).
+func (h *handler) readManifest(r *http.Request) ([]byte, error) {
+	if r.ContentLength >= 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	buf := make([]byte, h.maxManifestSize+1)
+	n, err := io.ReadFull(r.Body, buf)
+	var be *bodyError
+	if errors.As(err, &be) || (err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)) {
+		return nil, err // a failed body, not the short one ReadFull reports as ErrUnexpectedEOF
+	}
+	return buf[:n], nil
+}
+
+// pushTags lists the tags a manifest PUT sets: the reference when it is a
+// tag, then each tag parameter, without repeats, every one valid.
+func pushTags(ref reference, params []string) ([]string, error) {
+	var tags []string
+	if ref.tag != "" {
+		tags = append(tags, ref.tag)
+	}
+	for _, t := range params {
+		if !storage.ValidTag(t) {
+			return nil, ErrTagInvalid.WithMessage("invalid tag parameter").WithDetail(map[string]string{"tag": t})
+		}
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
+}
+
 // verifyReferences checks that what the manifest references is in the
-// repository: config and layers as blobs (a non-distributable layer that
-// carries URLs is fetched from those and need not be pushed), index
-// children as manifests, as the index validation option says. The subject
-// need not exist.
+// repository: config and layers as blobs, index children as manifests, as
+// the index validation option says. The subject need not exist. A
+// descriptor carrying URLs (a foreign or non-distributable layer) must
+// pass the URL policy (WithURLPolicy); a non-distributable layer with URLs
+// is fetched from those by clients and need not be pushed, every other
+// descriptor must be.
 func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.Manifest, mt string) error {
 	if storage.IsIndexMediaType(mt) {
 		for _, c := range m.Manifests {
@@ -236,6 +320,12 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 		return nil
 	}
 	for _, b := range m.References() {
+		for _, u := range b.URLs {
+			if reason := h.urlPolicy.refuse(u); reason != "" {
+				return ErrManifestInvalid.WithMessage("layer URL refused: " + reason).
+					WithDetail(map[string]string{"digest": b.Digest.String(), "url": u})
+			}
+		}
 		if len(b.URLs) > 0 && isNonDistributable(b.MediaType) {
 			continue
 		}
@@ -249,8 +339,40 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 	return nil
 }
 
-func isNonDistributable(mt string) bool {
-	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
+// URLPolicy restricts the URLs descriptors of pushed manifests may carry
+// (validation.manifests.urls). Whatever the policy, a URL must be http or
+// https and carry no fragment, as in Distribution.
+type URLPolicy struct {
+	// Allow, when set, must match every URL; nil allows any.
+	Allow *regexp.Regexp
+	// Deny, when set, must match no URL.
+	Deny *regexp.Regexp
+}
+
+// DenyAllURLs is the policy of a registry that validates manifests and
+// lists no allowed URL: a manifest with URLs is refused, as the
+// configuration reference says. It is the handler's default.
+var DenyAllURLs = URLPolicy{Allow: regexp.MustCompile(`^$`)}
+
+// WithURLPolicy sets which URLs pushed manifests may carry.
+func WithURLPolicy(p URLPolicy) Option { return func(o *options) { o.urlPolicy = p } }
+
+// refuse returns why u is refused, or "".
+func (p URLPolicy) refuse(u string) string {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case pu.Scheme != "http" && pu.Scheme != "https":
+		return "not an http or https URL"
+	case pu.Fragment != "":
+		return "URL has a fragment"
+	case p.Allow != nil && !p.Allow.MatchString(u):
+		return "not allowed by validation.manifests.urls.allow"
+	case p.Deny != nil && p.Deny.MatchString(u):
+		return "denied by validation.manifests.urls.deny"
+	}
+	return ""
 }
 
 func (h *handler) mustExist(c v1.Descriptor) bool {
@@ -294,4 +416,8 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+func isNonDistributable(mt string) bool {
+	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, ".foreign.")
 }

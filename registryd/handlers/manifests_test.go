@@ -5,6 +5,8 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,8 +192,14 @@ func TestManifestGet(t *testing.T) {
 		"HEAD":                                 {ref: "img", method: "HEAD", wantCode: 200, wantDigest: imgD, wantType: ociManifest},
 		"unknown tag":                          {ref: "nope", wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
 		"unknown digest":                       {ref: digest.FromString("x").String(), wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
-		"invalid digest":                       {ref: "sha256:123", wantCode: 400, wantErr: "DIGEST_INVALID"},
-		"invalid tag":                          {ref: ".bad", wantCode: 400, wantErr: "TAG_INVALID"},
+		// A reference that is neither a tag nor a digest names nothing: 404
+		// MANIFEST_UNKNOWN, as the spec and its conformance suite expect
+		// (TAG_INVALID belongs to a PUT).
+		"invalid digest":      {ref: "sha256:123", wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"invalid tag":         {ref: ".bad", wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"invalid tag, HEAD":   {ref: ".bad", method: "HEAD", wantCode: 404},
+		"unknown algorithm":   {ref: "md5:" + strings.Repeat("0", 32), wantCode: 404, wantErr: "MANIFEST_UNKNOWN"},
+		"invalid digest HEAD": {ref: "sha256:123", method: "HEAD", wantCode: 404},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -228,6 +236,83 @@ func TestManifestGet(t *testing.T) {
 		rec := e.do(req{method: "GET", path: "/v2/app/manifests/img", headers: map[string]string{"If-None-Match": `"` + imgD.String() + `"`}})
 		if rec.Code != http.StatusNotModified {
 			t.Fatalf("status %d", rec.Code)
+		}
+	})
+}
+
+// TestManifestPutTagParameters pushes by digest with ?tag= parameters (OCI
+// Distribution Spec 1.1): the tags point at the manifest, OCI-Tag lists
+// them, and every header naming the manifest uses the digest's algorithm,
+// on the PUT and on later reads by tag.
+func TestManifestPutTagParameters(t *testing.T) {
+	sha512Of := func(b []byte) digest.Digest {
+		sum := sha512.Sum512(b)
+		return digest.Digest("sha512:" + hex.EncodeToString(sum[:]))
+	}
+	for name, alg := range map[string]func([]byte) digest.Digest{"sha256": digest.FromBytes, "sha512": sha512Of} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			m := e.image("app", "a", nil)
+			d := alg(m)
+			rec := e.do(req{method: "PUT", path: "/v2/app/manifests/" + d.String() + "?tag=one&tag=two&tag=one",
+				body: m, headers: map[string]string{"Content-Type": ociManifest}})
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+			}
+			if got := rec.Header().Get("Docker-Content-Digest"); got != d.String() {
+				t.Errorf("PUT Docker-Content-Digest = %s, want %s", got, d)
+			}
+			if got := rec.Header().Get("Location"); !strings.HasSuffix(got, "/v2/app/manifests/"+d.String()) {
+				t.Errorf("PUT Location = %s", got)
+			}
+			if got := rec.Header().Values("OCI-Tag"); !slices.Equal(got, []string{"one", "two"}) {
+				t.Errorf("OCI-Tag = %q, want [one two]", got)
+			}
+			for _, ref := range []string{"one", "two", d.String()} {
+				for _, method := range []string{"GET", "HEAD"} {
+					rec := e.do(req{method: method, path: "/v2/app/manifests/" + ref})
+					if rec.Code != http.StatusOK {
+						t.Fatalf("%s %s: %d %s", method, ref, rec.Code, rec.Body)
+					}
+					if got := rec.Header().Get("Docker-Content-Digest"); got != d.String() {
+						t.Errorf("%s %s: Docker-Content-Digest = %s, want %s", method, ref, got, d)
+					}
+					if method == "GET" && !bytes.Equal(rec.Body.Bytes(), m) {
+						t.Errorf("GET %s: body differs", ref)
+					}
+				}
+			}
+			rec = e.do(req{method: "GET", path: "/v2/app/tags/list"})
+			if !strings.Contains(rec.Body.String(), `"one"`) || !strings.Contains(rec.Body.String(), `"two"`) {
+				t.Errorf("tags list = %s", rec.Body)
+			}
+		})
+	}
+	t.Run("by tag with more tags", func(t *testing.T) {
+		e := newEnv(t)
+		m := e.image("app", "a", nil)
+		rec := e.do(req{method: "PUT", path: "/v2/app/manifests/main?tag=extra",
+			body: m, headers: map[string]string{"Content-Type": ociManifest}})
+		if rec.Code != http.StatusCreated || !slices.Equal(rec.Header().Values("OCI-Tag"), []string{"main", "extra"}) {
+			t.Fatalf("PUT: %d OCI-Tag %q", rec.Code, rec.Header().Values("OCI-Tag"))
+		}
+		if got := e.do(req{method: "GET", path: "/v2/app/manifests/extra"}).Code; got != http.StatusOK {
+			t.Fatalf("GET extra: %d", got)
+		}
+	})
+	t.Run("invalid tag parameter stores nothing", func(t *testing.T) {
+		e := newEnv(t)
+		m := e.image("app", "a", nil)
+		d := digest.FromBytes(m)
+		rec := e.do(req{method: "PUT", path: "/v2/app/manifests/" + d.String() + "?tag=good&tag=-bad",
+			body: m, headers: map[string]string{"Content-Type": ociManifest}})
+		if rec.Code != http.StatusBadRequest || errorCode(t, rec) != "TAG_INVALID" {
+			t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+		}
+		for _, ref := range []string{d.String(), "good"} {
+			if got := e.do(req{method: "GET", path: "/v2/app/manifests/" + ref}).Code; got != http.StatusNotFound {
+				t.Errorf("GET %s after a refused PUT: %d, want 404", ref, got)
+			}
 		}
 	})
 }
@@ -320,5 +405,71 @@ func TestReadOnly(t *testing.T) {
 	readOnly = false
 	if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/v1"}); rec.Code != 202 {
 		t.Fatalf("write after leaving read-only: %d", rec.Code)
+	}
+}
+
+// TestManifestURLPolicy pushes manifests whose layers carry URLs under
+// each URL policy (validation.manifests.urls).
+func TestManifestURLPolicy(t *testing.T) {
+	const (
+		ndLayer      = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+		foreignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+		plainLayer   = "application/vnd.oci.image.layer.v1.tar+gzip"
+	)
+	allowExample := URLPolicy{Allow: regexp.MustCompile(`^https://([^/]+\.)*example\.com/`)}
+	allowDeny := URLPolicy{Allow: allowExample.Allow, Deny: regexp.MustCompile(`^https://www\.example\.com/`)}
+	tests := map[string]struct {
+		policy     *URLPolicy // nil: the handler's default
+		mediaType  string
+		url        string
+		pushLayer  bool
+		wantCode   int
+		wantErr    string
+		wantDetail string
+	}{
+		"default refuses every URL":       {mediaType: ndLayer, url: "https://cdn.example.com/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "not allowed by validation.manifests.urls.allow"},
+		"allowed, layer not pushed":       {policy: &allowExample, mediaType: ndLayer, url: "https://cdn.example.com/l", wantCode: 201},
+		"allowed docker foreign layer":    {policy: &allowExample, mediaType: foreignLayer, url: "https://example.com/l", wantCode: 201},
+		"not matching allow":              {policy: &allowExample, mediaType: ndLayer, url: "https://example.org/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "not allowed"},
+		"allowed but denied":              {policy: &allowDeny, mediaType: ndLayer, url: "https://www.example.com/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "denied by validation.manifests.urls.deny"},
+		"allowed and not denied":          {policy: &allowDeny, mediaType: ndLayer, url: "https://cdn.example.com/l", wantCode: 201},
+		"validation off allows any https": {policy: &URLPolicy{}, mediaType: ndLayer, url: "https://anywhere.test/l", wantCode: 201},
+		"validation off, not http(s)":     {policy: &URLPolicy{}, mediaType: ndLayer, url: "ftp://anywhere.test/l", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "not an http or https URL"},
+		"validation off, fragment":        {policy: &URLPolicy{}, mediaType: ndLayer, url: "https://anywhere.test/l#x", wantCode: 400, wantErr: "MANIFEST_INVALID", wantDetail: "fragment"},
+		"distributable layer must exist":  {policy: &allowExample, mediaType: plainLayer, url: "https://cdn.example.com/l", wantCode: 400, wantErr: "MANIFEST_BLOB_UNKNOWN"},
+		"distributable layer pushed":      {policy: &allowExample, mediaType: plainLayer, url: "https://cdn.example.com/l", pushLayer: true, wantCode: 201},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var opts []Option
+			if tc.policy != nil {
+				opts = append(opts, WithURLPolicy(*tc.policy))
+			}
+			e := newEnv(t, opts...)
+			cfg := e.pushBlob("app", []byte(`{"architecture":"amd64","os":"linux"}`))
+			layer := []byte("foreign layer " + name)
+			if tc.pushLayer {
+				e.pushBlob("app", layer)
+			}
+			l := descOf(tc.mediaType, layer)
+			m := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": ociManifest,
+				"config": desc{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cfg, Size: 37},
+				"layers": []map[string]any{{"mediaType": l.MediaType, "digest": l.Digest, "size": l.Size, "urls": []string{tc.url}}}})
+			rec := e.do(req{method: "PUT", path: "/v2/app/manifests/v1", body: m, headers: map[string]string{"Content-Type": ociManifest}})
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantCode, rec.Body)
+			}
+			if tc.wantErr != "" && errorCode(t, rec) != tc.wantErr {
+				t.Fatalf("error %q, want %q: %s", errorCode(t, rec), tc.wantErr, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tc.wantDetail) {
+				t.Errorf("body %s does not say %q", rec.Body, tc.wantDetail)
+			}
+			if tc.wantCode == 201 {
+				if got := e.do(req{method: "GET", path: "/v2/app/manifests/v1"}); got.Code != 200 || !bytes.Equal(got.Body.Bytes(), m) {
+					t.Fatalf("GET after push: %d", got.Code)
+				}
+			}
+		})
 	}
 }

@@ -9,7 +9,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/registryd/storage/driver/inmemory"
 )
@@ -138,5 +141,65 @@ func TestChecks(t *testing.T) {
 	cancel()
 	if err := StorageDriverCheck(inmemory.New()).Check(cctx); err == nil {
 		t.Error("storage driver check passes when the driver fails")
+	}
+}
+
+// TestCheckTimeouts: an HTTP check whose server does not answer, and a TCP
+// check whose connection is not accepted (a listener whose backlog is
+// full), fail after their timeout.
+func TestCheckTimeouts(t *testing.T) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer hang.Close()
+	defer close(release)
+	within(t, "the http check", 10*time.Second, func() error { return HTTPCheck(hang.URL, 0, 50*time.Millisecond, nil, nil).Check(ctx) })
+
+	// A listener with a backlog of 0 that never accepts: once its queue is
+	// full, the kernel drops further SYNs and a connect hangs.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 8 { // fill the queue
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		held = append(held, c)
+	}
+	within(t, "the tcp check", 10*time.Second, func() error { return TCPCheck(addr, 100*time.Millisecond).Check(ctx) })
+}
+
+// within runs check and requires it to fail before limit.
+func within(t *testing.T, what string, limit time.Duration, check func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- check() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("%s passed against a peer that does not answer", what)
+		}
+	case <-time.After(limit):
+		t.Fatalf("%s did not time out within %v", what, limit)
 	}
 }

@@ -198,3 +198,22 @@ func TestEnvelopeShape(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointTimeout: an attempt that gets no answer within the
+// endpoint's timeout fails (and is retried later) instead of holding the
+// queue.
+func TestEndpointTimeout(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer hang.Close()
+	defer close(release)
+	e := NewEndpoint(EndpointConfig{Name: "slow", URL: hang.URL, Timeout: 20 * time.Millisecond, Backoff: time.Hour})
+	e.Write(event("1", ActionPush, "m"))
+	waitFor(t, "a timed-out attempt to count as a failure", func() bool { return e.Stats().Failures >= 1 })
+	if s := e.Stats(); s.Delivered != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_ = e.Close(ctx) // the event cannot be delivered; Close gives up
+}

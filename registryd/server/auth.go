@@ -27,19 +27,19 @@ func withAuth(cfg *configuration.Configuration, log *slog.Logger, next http.Hand
 // warning when it is empty.
 //
 // Distribution signs client-held upload state with the secret, which is
-// why replicas behind one load balancer must share it. registryd keeps no
-// client-held state: upload sessions live in storage (see package
-// handlers), so any replica sharing the storage continues any upload, and
-// the secret signs nothing today. The key is still read (configurations
-// written for Distribution carry it, and the operator generates one) and a
-// missing one still gets the warning operators know, with the reason it is
-// harmless here.
+// why its replicas behind one load balancer must share it. registryd keeps
+// upload sessions in storage (see package handlers), so its own replicas
+// continue any upload whatever the secret; it signs the _state parameter
+// of its upload Locations with the secret, in Distribution's format, so
+// that Distribution replicas sharing secret and storage continue uploads
+// registryd started (handlers.WithUploadStateSecret). A missing secret
+// gets the warning operators know.
 func httpSecret(cfg *configuration.Configuration, log *slog.Logger) string {
 	if cfg.HTTP.Secret != "" {
 		return cfg.HTTP.Secret
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
-	log.Warn("No HTTP secret provided - generated random secret. registryd keeps upload state in storage, not with the client, so replicas need not share it; set http.secret or REGISTRY_HTTP_SECRET to silence this warning.")
+	log.Warn("No HTTP secret provided - generated random secret. registryd replicas continue each other's uploads whatever the secret, but Distribution replicas serving the same storage would refuse uploads started here; set http.secret or REGISTRY_HTTP_SECRET, the same on every replica.")
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -86,13 +86,22 @@ func startFromFile(t *testing.T, path string) *liveServer {
 
 func startServer(t *testing.T, cfg *configuration.Configuration, configPath string) *liveServer {
 	t.Helper()
+	return startServerWith(t, cfg, Options{ConfigPath: configPath})
+}
+
+// startServerWith serves cfg with o (Logger, AccessLog and LogLevel are
+// set here) until the test ends, and waits for the debug server when cfg
+// has one.
+func startServerWith(t *testing.T, cfg *configuration.Configuration, o Options) *liveServer {
+	t.Helper()
 	logs := &lockedBuffer{}
 	level := new(slog.LevelVar)
 	logger, err := NewLoggerLevel(cfg, logs, level)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, Options{Logger: logger, AccessLog: io.Discard, ConfigPath: configPath, LogLevel: level})
+	o.Logger, o.AccessLog, o.LogLevel = logger, io.Discard, level
+	srv, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +112,9 @@ func startServer(t *testing.T, cfg *configuration.Configuration, configPath stri
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &liveServer{Server: srv, addr: l.Addr().String(), logs: logs, stop: cancel, done: make(chan error, 1)}
 	go func() { ls.done <- srv.Serve(ctx, l) }()
+	if cfg.HTTP.Debug != nil {
+		waitFor(t, "the debug server", func() bool { return srv.DebugAddr() != "" })
+	}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -121,7 +133,8 @@ func startServer(t *testing.T, cfg *configuration.Configuration, configPath stri
 }
 
 // testConfig is a minimal configuration on loopback with in-memory
-// storage; extra is appended under the top level.
+// storage and a debug server (where the status endpoint is); extra is
+// appended after the http section's keys (indent it to add one there).
 func testConfig(readOnly bool, extra string) string {
 	ro := "false"
 	if readOnly {
@@ -141,6 +154,8 @@ storage:
 http:
   addr: 127.0.0.1:0
   secret: test-secret
+  debug:
+    addr: 127.0.0.1:0
 ` + extra
 }
 

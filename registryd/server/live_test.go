@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,18 +88,33 @@ type configFile interface {
 	update(content string)
 }
 
+// status reads the status endpoint on the debug server.
 func (ls *liveServer) status(t *testing.T) (Status, http.Header) {
 	t.Helper()
-	resp, err := http.Get("http://" + ls.addr + StatusPath)
+	resp, err := http.Get("http://" + ls.DebugAddr() + StatusPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status endpoint: %s", resp.Status)
+	}
 	var st Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	return st, resp.Header
+}
+
+// readOnlyHeader is the Berth-Read-Only header of a main-port response.
+func (ls *liveServer) readOnlyHeader(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + ls.addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header.Get(ReadOnlyHeader)
 }
 
 // pushBlob uploads content monolithically (POST, then PUT) and returns the
@@ -260,9 +276,8 @@ func TestReadOnlyLiveReload(t *testing.T) {
 				}
 			}
 			mu.Unlock()
-			_, hdr := ls.status(t)
-			if hdr.Get(ReadOnlyHeader) != "true" {
-				t.Errorf("%s = %q while read-only", ReadOnlyHeader, hdr.Get(ReadOnlyHeader))
+			if got := ls.readOnlyHeader(t); got != "true" {
+				t.Errorf("%s = %q while read-only", ReadOnlyHeader, got)
 			}
 
 			// And back to read-write.
@@ -336,40 +351,61 @@ func TestWriteGateWaitsForAdmittedWrites(t *testing.T) {
 
 func TestStatusEndpointAndRestartKeys(t *testing.T) {
 	cf := newPlainFile(t, testConfig(false, ""))
+	started := time.Now()
 	ls := startFromFile(t, cf.path())
 	hashOf := func(s string) string { sum := sha256.Sum256([]byte(s)); return "sha256:" + hex.EncodeToString(sum[:]) }
 
-	waitFor(t, "generation 1", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 1 })
 	st, hdr := ls.status(t)
-	if st.ReadOnly || st.ReadOnlyConfigured || st.ConfigHash != hashOf(testConfig(false, "")) || st.ConfigError != "" {
+	if st.ReadOnly || st.ReadOnlyConfigured || st.ConfigGeneration != 1 || st.ConfigHash != hashOf(testConfig(false, "")) ||
+		st.ReloadFailed || st.Hold != nil || st.HoldInvalid || !st.ReadOnlySince.IsZero() {
 		t.Errorf("status = %+v", st)
 	}
-	if hdr.Get(ReadOnlyHeader) != "false" || hdr.Get("Content-Type") != "application/json" {
+	if st.WritableSince.Before(started.Add(-time.Second)) || st.WritableSince.After(time.Now()) {
+		t.Errorf("writableSince = %v, want the process start (%v)", st.WritableSince, started)
+	}
+	if hdr.Get("Content-Type") != "application/json" || hdr.Get("Cache-Control") != "no-store" {
 		t.Errorf("headers = %v", hdr)
 	}
-	resp, err := http.Get("http://" + ls.addr + "/v2/")
+	if got := ls.readOnlyHeader(t); got != "false" {
+		t.Errorf("API response %s = %q", ReadOnlyHeader, got)
+	}
+
+	// An invalid file is reported without its error text, and changes
+	// nothing.
+	secretish := "draintimeout: hunter2-not-a-duration"
+	cf.update(testConfig(false, "  "+secretish+"\n"))
+	waitFor(t, "the reload failure", func() bool { st, _ := ls.status(t); return st.ReloadFailed })
+	resp, err := http.Get("http://" + ls.DebugAddr() + StatusPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.Header.Get(ReadOnlyHeader) != "false" {
-		t.Errorf("API response %s = %q", ReadOnlyHeader, resp.Header.Get(ReadOnlyHeader))
+	if strings.Contains(string(body), "hunter2") || !strings.Contains(string(body), `"reloadFailed":true`) {
+		t.Errorf("status body after a failed reload: %s", body)
 	}
-
-	// An invalid file is reported and changes nothing.
-	cf.update("version: 0.1\nstorage: {}\n")
-	waitFor(t, "the reload error", func() bool { st, _ := ls.status(t); return st.ConfigError != "" })
+	if !strings.Contains(ls.logs.String(), "hunter2") {
+		t.Errorf("the reload error is not in the log:\n%s", ls.logs.String())
+	}
 	if st, _ := ls.status(t); st.ConfigGeneration != 1 || st.ConfigHash != hashOf(testConfig(false, "")) {
 		t.Errorf("after an invalid file: %+v", st)
 	}
+	// Putting the applied bytes back clears the failure.
+	cf.update(testConfig(false, ""))
+	waitFor(t, "the failure to clear", func() bool { st, _ := ls.status(t); return !st.ReloadFailed })
+	if st, _ := ls.status(t); st.ConfigGeneration != 1 {
+		t.Errorf("the same bytes again were applied as a new generation: %+v", st)
+	}
+	cf.update("version: 0.1\nstorage: {}\n")
+	waitFor(t, "the second reload failure", func() bool { st, _ := ls.status(t); return st.ReloadFailed })
 
 	// A change to a key that needs a restart is logged by name; the live
-	// level applies.
+	// level applies; a good file clears the failure.
 	next := strings.Replace(testConfig(false, ""), "secret: test-secret", "secret: other-secret", 1) + "  relativeurls: true\n"
 	next = strings.Replace(next, "log:\n", "log:\n  level: debug\n", 1)
 	cf.update(next)
 	waitFor(t, "generation 2", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 2 })
-	if st, _ := ls.status(t); st.ConfigError != "" || st.ConfigHash != hashOf(next) {
+	if st, _ := ls.status(t); st.ReloadFailed || st.ConfigHash != hashOf(next) {
 		t.Errorf("after a valid change: %+v", st)
 	}
 	logs := ls.logs.String()
@@ -378,6 +414,56 @@ func TestStatusEndpointAndRestartKeys(t *testing.T) {
 	}
 	if !ls.log.Enabled(context.Background(), slog.LevelDebug) {
 		t.Error("log.level debug not applied live")
+	}
+}
+
+// TestStatusOnlyOnTheDebugServer checks where the status endpoint is: on
+// the debug server, GET and HEAD, without credentials even when the main
+// port needs them; the main port does not serve it.
+func TestStatusOnlyOnTheDebugServer(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "htpasswd")
+	h, _ := bcrypt.GenerateFromPassword([]byte("pass"), bcrypt.MinCost)
+	writeFile(t, pw, "alice:"+string(h)+"\n")
+	cfg := filepath.Join(dir, "config.yml")
+	writeFile(t, cfg, testConfig(false, "  prefix: /reg/\n")+"auth:\n  htpasswd:\n    realm: berth\n    path: "+pw+"\n")
+	ls := startFromFile(t, cfg)
+
+	do := func(method, url string) (int, http.Header, string) {
+		req, _ := http.NewRequest(method, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	debug := "http://" + ls.DebugAddr() + StatusPath
+	code, hdr, body := do(http.MethodGet, debug)
+	if code != http.StatusOK || !strings.HasPrefix(body, `{"readOnly":false,"readOnlyConfigured":false,"writableSince":"`) {
+		t.Errorf("GET on the debug server: %d %s", code, body)
+	}
+	if hdr.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control = %q", hdr.Get("Cache-Control"))
+	}
+	if code, hdr, body := do(http.MethodHead, debug); code != http.StatusOK || body != "" || hdr.Get("Content-Length") == "0" {
+		t.Errorf("HEAD on the debug server: %d %q %v", code, body, hdr)
+	}
+	if code, hdr, _ := do(http.MethodPost, debug); code != http.StatusMethodNotAllowed || hdr.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST on the debug server: %d %v", code, hdr)
+	}
+	for _, p := range []string{StatusPath, "/reg" + StatusPath} {
+		code, hdr, body := do(http.MethodGet, "http://"+ls.addr+p)
+		if code != http.StatusNotFound || strings.Contains(body, "readOnly") {
+			t.Errorf("GET %s on the main port: %d %s", p, code, body)
+		}
+		if hdr.Get(ReadOnlyHeader) != "false" {
+			t.Errorf("GET %s on the main port: %s = %q", p, ReadOnlyHeader, hdr.Get(ReadOnlyHeader))
+		}
+	}
+	if code, _, _ := do(http.MethodGet, "http://"+ls.addr+"/reg/v2/"); code != http.StatusUnauthorized {
+		t.Errorf("the main port's API without credentials: %d, want 401", code)
 	}
 }
 
@@ -441,7 +527,8 @@ func TestHtpasswdRewrittenWhileServing(t *testing.T) {
 	if get("alice", "a-pass") != 401 {
 		t.Error("the removed user is still accepted")
 	}
-	// The status endpoint stays open to the operator without credentials.
+	// The status endpoint (debug server) stays open to the operator
+	// without credentials.
 	if st, _ := ls.status(t); st.ConfigGeneration != 1 {
 		t.Errorf("status = %+v", st)
 	}
@@ -460,7 +547,7 @@ func TestDrainLetsAnUploadFinish(t *testing.T) {
 
 	content := bytes.Repeat([]byte("registryd"), 100_000)
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPut, loc+"?digest="+digestOf(content), pr)
+	req, _ := http.NewRequest(http.MethodPut, withDigest(loc, digestOf(content)), pr)
 	req.ContentLength = int64(len(content))
 	req.Header.Set("Expect", "100-continue")
 	started := make(chan struct{})
@@ -508,4 +595,17 @@ func TestDrainLetsAnUploadFinish(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Serve did not return after the drain")
 	}
+}
+
+// withDigest adds the digest query parameter to an upload Location, which
+// may carry a query of its own (the _state parameter).
+func withDigest(loc, digest string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	q := u.Query()
+	q.Set("digest", digest)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -1,17 +1,20 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/registryd/auth"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
@@ -24,14 +27,30 @@ func NewLogger(cfg *configuration.Configuration, w io.Writer) (*slog.Logger, err
 
 // NewLoggerLevel is NewLogger with the level held in lv, which it sets
 // from the configuration; pass the same lv as Options.LogLevel so that a
-// configuration reload can change the level of the running logger.
+// configuration reload can change the level of the running logger. Log
+// hooks send in the background; NewLogging also returns what delivers
+// their queue at exit.
 func NewLoggerLevel(cfg *configuration.Configuration, w io.Writer, lv *slog.LevelVar) (*slog.Logger, error) {
+	l, _, err := NewLogging(cfg, w, lv)
+	return l, err
+}
+
+// NewLogging is NewLoggerLevel with the log hooks' close, which delivers
+// the mail they have queued until its context ends (see loghook.go).
+func NewLogging(cfg *configuration.Configuration, w io.Writer, lv *slog.LevelVar) (*slog.Logger, func(context.Context) error, error) {
 	level, err := LogLevel(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lv.Set(level)
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.LevelKey {
+			if l, ok := a.Value.Any().(slog.Level); ok && (l == LevelFatal || l == LevelPanic) {
+				return slog.String(slog.LevelKey, strings.ToUpper(levelName(l)))
+			}
+		}
+		return a
+	}}
 	var h slog.Handler
 	switch cfg.Log.Formatter {
 	case "", "text":
@@ -41,13 +60,34 @@ func NewLoggerLevel(cfg *configuration.Configuration, w io.Writer, lv *slog.Leve
 	case "logstash":
 		h = newLogstashHandler(w, opts)
 	default:
-		return nil, fmt.Errorf("log.formatter: %q not supported yet", cfg.Log.Formatter)
+		return nil, nil, fmt.Errorf("log.formatter: %q not supported yet", cfg.Log.Formatter)
+	}
+	h, closeHooks, err := withLogHooks(cfg.Log.Hooks, h)
+	if err != nil {
+		return nil, nil, err
 	}
 	logger := slog.New(h)
 	for _, k := range slices.Sorted(maps.Keys(cfg.Log.Fields)) {
 		logger = logger.With(k, cfg.Log.Fields[k])
 	}
-	return logger, nil
+	return logger, closeHooks, nil
+}
+
+// recoverPanics logs a request handler's panic at the panic level (which a
+// log hook may mail) with its stack, then aborts the request as net/http
+// would have.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					log.Log(r.Context(), LevelPanic, "Request handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				}
+				panic(http.ErrAbortHandler)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // LogLevel is the level log.level (or the deprecated top-level loglevel)
@@ -72,25 +112,49 @@ func LogLevel(cfg *configuration.Configuration) (slog.Level, error) {
 
 // accessLog writes one Combined Log Format line per request to w, as
 // Distribution's access log does (log.accesslog; on unless disabled).
+//
+// Every value a client controls is escaped, so one request is always one
+// line: the request line, referer and user agent are quoted with Go
+// escapes (control characters, quotes and bytes that are not UTF-8
+// become \n, \", \xff...), and the user column, unquoted in this format,
+// escapes every byte outside printable ASCII, space, quote and backslash
+// as \xHH. The user column names the user auth authenticated
+// (auth.TrackIdentity), never the one a request merely claims: a failed
+// login shows "-".
 func accessLog(w io.Writer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
 		start := time.Now()
-		next.ServeHTTP(rec, r)
+		ctx, identity := auth.TrackIdentity(r.Context())
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			host = r.RemoteAddr
 		}
-		user := "-"
-		if u, _, ok := r.BasicAuth(); ok && u != "" {
-			user = u
-		}
 		fmt.Fprintf(w, "%s - %s [%s] %s %d %d %s %s\n",
-			host, user, start.Format("02/Jan/2006:15:04:05 -0700"),
+			host, logField(identity()), start.Format("02/Jan/2006:15:04:05 -0700"),
 			strconv.Quote(r.Method+" "+r.RequestURI+" "+r.Proto),
 			rec.status, rec.written,
 			strconv.Quote(r.Referer()), strconv.Quote(r.UserAgent()))
 	})
+}
+
+// logField renders an unquoted access log field: "-" when empty, every
+// byte outside printable ASCII, and space, '"' and '\\', as \xHH.
+func logField(s string) string {
+	if s == "" {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			fmt.Fprintf(&b, "\\x%02x", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // recorder remembers the status and size of a response.

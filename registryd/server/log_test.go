@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestLoggerFormatters(t *testing.T) {
@@ -90,12 +93,29 @@ func TestLoggerLevelFilters(t *testing.T) {
 // combinedLine is a Combined Log Format line.
 var combinedLine = regexp.MustCompile(`^192\.0\.2\.7 - alice \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET /v2/ HTTP/1\.1" 200 2 "http://ref" "berth-test"\n$`)
 
+// htpasswdConfig is an inmemory configuration with htpasswd auth for
+// users, each with password "pw".
+func htpasswdConfig(t *testing.T, extra string, users ...string) string {
+	t.Helper()
+	var file strings.Builder
+	for _, u := range users {
+		hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.WriteString(u + ":" + string(hash) + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	writeFile(t, path, file.String())
+	return "version: 0.1\nstorage:\n  inmemory:\nauth:\n  htpasswd:\n    realm: r\n    path: " + path + "\n" + extra
+}
+
 func TestAccessLog(t *testing.T) {
 	for name, tc := range map[string]struct {
 		disabled bool
 	}{"on by default": {}, "disabled": {disabled: true}} {
 		t.Run(name, func(t *testing.T) {
-			yml := "version: 0.1\nstorage:\n  inmemory:\n"
+			yml := htpasswdConfig(t, "", "alice")
 			if tc.disabled {
 				yml += "log:\n  accesslog:\n    disabled: true\n"
 			}
@@ -122,5 +142,82 @@ func TestAccessLog(t *testing.T) {
 				t.Errorf("access log line %q is not the expected Combined Log Format line", line)
 			}
 		})
+	}
+}
+
+func TestLogsEscapeUntrustedValues(t *testing.T) {
+	// A user name from the htpasswd file with a space, a quote and a byte
+	// that is not UTF-8 (the file is the operator's, the bytes still get
+	// escaped), and forged lines hidden in a claimed user name, the request
+	// line, the referer and the user agent.
+	const oddUser = "eve \"q\xff"
+	forged := "\n203.0.113.9 - admin [01/Jan/2025:00:00:00 +0000] \"GET /v2/secret HTTP/1.1\" 200 2 \"-\" \"x\""
+	var access, logs lockedBuffer
+	srv, err := New(parseConfig(t, htpasswdConfig(t, "log:\n  level: info\n", "alice", oddUser)), Options{
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		AccessLog: &access,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		user, password string
+		requestURI     string
+		referer, agent string
+		wantStatus     int
+		wantLine       string // regexp the access line must match
+	}{
+		"failed login with a forged line in the user name": {
+			user: "alice" + forged, password: "wrong", wantStatus: http.StatusUnauthorized,
+			wantLine: `^192\.0\.2\.7 - - \[[^]]+\] "GET /v2/ HTTP/1\.1" 401 `,
+		},
+		"authenticated odd user": {
+			user: oddUser, password: "pw", wantStatus: http.StatusOK,
+			wantLine: `^192\.0\.2\.7 - eve\\x20\\x22q\\xff \[`,
+		},
+		"forged request line, referer and agent, bytes that are not UTF-8": {
+			user: "alice", password: "pw", requestURI: "/v2/\xfe" + forged, referer: "r\xff" + forged, agent: "a\x00" + forged,
+			wantStatus: http.StatusNotFound,
+			wantLine: `^192\.0\.2\.7 - alice \[[^]]+\] "GET /v2/\\xfe\\n203\.0\.113\.9 .*HTTP/1\.1" 404 \d+ ` +
+				`"r\\xff\\n203\.0\.113\.9 [^\n]*" "a\\x00\\n203\.0\.113\.9 [^\n]*"$`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			before := len(access.String())
+			req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+			if tc.requestURI != "" {
+				req.RequestURI = tc.requestURI
+				req.URL.Path = tc.requestURI
+			}
+			req.RemoteAddr = "192.0.2.7:41234"
+			req.SetBasicAuth(tc.user, tc.password)
+			req.Header.Set("Referer", tc.referer)
+			req.Header.Set("User-Agent", tc.agent)
+			rec := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(rec, req)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d", rec.Code, tc.wantStatus)
+			}
+			got := access.String()[before:]
+			if strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") {
+				t.Fatalf("one request wrote %d lines:\n%s", strings.Count(got, "\n"), got)
+			}
+			if !regexp.MustCompile(tc.wantLine).MatchString(strings.TrimSuffix(got, "\n")) {
+				t.Errorf("access line\n%s\ndoes not match %s", got, tc.wantLine)
+			}
+		})
+	}
+
+	// The failed login is in the daemon's log once, under claimedUser,
+	// escaped: every line of that log is one record.
+	out := logs.String()
+	if n := strings.Count(out, `msg="Login failed" claimedUser="alice\n203.0.113.9 - admin`); n != 1 {
+		t.Errorf("%d escaped failed-login lines, want 1:\n%s", n, out)
+	}
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, "time=") {
+			t.Errorf("log line not starting a record (forged?): %q", line)
+		}
 	}
 }

@@ -29,6 +29,9 @@ func newLogstashHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
 		case slog.TimeKey:
 			return slog.String("@timestamp", a.Value.Time().UTC().Format(time.RFC3339Nano))
 		case slog.LevelKey:
+			if l, ok := a.Value.Any().(slog.Level); ok {
+				return slog.String("level", levelName(l))
+			}
 			return slog.String("level", strings.ToLower(a.Value.String()))
 		case slog.MessageKey:
 			return slog.String("message", a.Value.String())

@@ -33,10 +33,10 @@ import (
 //   - The debug server (http.debug.addr) is a separate listener opened by
 //     Serve: /debug/health, POST /debug/health/down and /debug/health/up
 //     (a manual check, as in Distribution), /debug/pprof/, /debug/vars
-//     (expvar) and, with http.debug.prometheus.enabled, the Prometheus
-//     metrics at http.debug.prometheus.path (/metrics by default). It has
-//     no authentication: keep it off public networks, as the reference
-//     warns.
+//     (expvar), Berth's status endpoint /berth/v1/status (readonly.go)
+//     and, with http.debug.prometheus.enabled, the Prometheus metrics at
+//     http.debug.prometheus.path (/metrics by default). It has no
+//     authentication: keep it off public networks, as the reference warns.
 //   - Notifications (notifications.endpoints) are delivered from New to
 //     Close, which Serve calls once the API has drained; queued events
 //     then get the drain timeout (at least notificationDrainMin).
@@ -64,7 +64,7 @@ type operations struct {
 
 // newOperations builds the operational pieces from cfg. It returns the
 // storage driver to use, instrumented when metrics are on.
-func newOperations(cfg *configuration.Configuration, drv driver.StorageDriver, log *slog.Logger, readOnly func() bool) (*operations, driver.StorageDriver, error) {
+func newOperations(cfg *configuration.Configuration, drv driver.StorageDriver, log *slog.Logger, readOnly func() bool, status http.Handler) (*operations, driver.StorageDriver, error) {
 	o := &operations{log: log, health: health.NewRegistry()}
 	if d := cfg.HTTP.Debug; d != nil && d.Prometheus.Enabled {
 		o.metrics = metrics.New()
@@ -87,7 +87,7 @@ func newOperations(cfg *configuration.Configuration, drv driver.StorageDriver, l
 	}
 	if d := cfg.HTTP.Debug; d != nil {
 		o.debugAddr = d.Addr
-		o.debug = o.debugMux(d.Prometheus)
+		o.debug = o.debugMux(d.Prometheus, status)
 	}
 	return o, drv, nil
 }
@@ -198,8 +198,9 @@ func (o *operations) wrap(prefix string, h http.Handler) http.Handler {
 }
 
 // debugMux is the debug server's handler.
-func (o *operations) debugMux(p configuration.Prometheus) http.Handler {
+func (o *operations) debugMux(p configuration.Prometheus, status http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle(StatusPath, status)
 	manual := health.NewManual()
 	_ = o.health.Register("manual_http_status", manual)
 	mux.Handle("/debug/health", o.health.Handler())

@@ -2,46 +2,60 @@ package server
 
 import (
 	"encoding/json"
+	"github.com/berth-dev/berth/registryd/control"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/berth-dev/berth/registryd/handlers"
 )
 
-// Read-only mode (storage.maintenance.readonly.enabled) can change while
-// the server runs (see reload.go). What the operator needs before it
-// garbage-collects is a promise: from the moment a replica reports
-// read-only, no write will reach storage. A write admitted just before the
-// switch (a long blob upload) would break that promise if the replica
-// reported read-only as soon as the flag flipped, so the gate tracks admitted
-// writes and reports read-only only when the last one admitted in
-// read-write mode has finished. Writes arriving after the flip are refused
-// at once with 405 UNSUPPORTED "registry is in read-only mode"; reads are
-// never held.
+// Read-only mode can change while the server runs, from two sources:
+//
+//   - storage.maintenance.readonly.enabled in the configuration file
+//     (reload.go): the user's own read-only setting;
+//   - the read-only hold (hold.go, package hold): a file the operator
+//     writes for the length of a garbage-collection run, which expires by
+//     itself.
+//
+// The server refuses writes while either asks for it. What the operator
+// needs before it garbage-collects is a promise: from the moment a replica
+// reports read-only, no write will reach storage. A write admitted just
+// before the switch (a long blob upload) would break that promise if the
+// replica reported read-only as soon as the flag flipped, so the gate
+// tracks admitted writes and reports read-only only when the last one
+// admitted in read-write mode has finished. Writes arriving after the flip
+// are refused at once with 405 UNSUPPORTED "registry is in read-only mode";
+// reads are never held.
+//
+// Leaving read-only runs the OnWritable callbacks first (a cache of blob
+// descriptors drops what a garbage collection may have swept), then admits
+// writes again.
 //
 // The effective state is published two ways:
 //
-//   - the response header Berth-Read-Only: true|false on every response
-//     (ReadOnlyHeader), the state when the response was started;
-//   - GET /berth/v1/status (StatusPath, under http.prefix too) returns JSON
-//     {"readOnly": bool, "readOnlyConfigured": bool, "configGeneration": n,
-//     "configHash": "sha256:…", "configError": "…"} without
-//     authentication: readOnly is the effective state, readOnlyConfigured
-//     what the configuration asks for, configGeneration counts the
-//     configurations applied since start (1 for the first), configHash is
-//     the SHA-256 of the configuration file bytes last applied (empty for
-//     the embedded default), configError the last reload failure, if the
-//     file on disk could not be applied.
+//   - the response header Berth-Read-Only: true|false on every response of
+//     the main port (ReadOnlyHeader), the state when the response was
+//     started;
+//   - GET /berth/v1/status (StatusPath) on the debug server
+//     (http.debug.addr; none without it): the Status JSON, without
+//     authentication and with Cache-Control: no-store. It is served there,
+//     not on the main port, so that the operator reads it whatever TLS,
+//     client-certificate or auth settings the main port has, and so that it
+//     says nothing to the registry's clients. It carries no configuration
+//     value and no error text: a failed reload is a boolean, its error goes
+//     to the log.
 
 // ReadOnlyHeader is the response header carrying the effective read-only
 // state.
 const ReadOnlyHeader = "Berth-Read-Only"
 
-// StatusPath is the status endpoint's path (after http.prefix).
-const StatusPath = "/berth/v1/status"
+// StatusPath is the status endpoint's path on the debug server.
+const StatusPath = control.StatusPath
 
 // writeGate admits or refuses writes and knows when none admitted in
 // read-write mode is still running.
@@ -82,6 +96,24 @@ func (g *writeGate) Set(readOnly bool) {
 // ReadOnly is the configured mode, for the handler's own check.
 func (g *writeGate) ReadOnly() bool { return g.want.Load() }
 
+// admit admits a storage write that does not come through the HTTP write
+// path (the referrers index, written while answering a GET): refused while
+// read-only is configured, and, once admitted, holding the gate like a
+// write request until release, so that the mode is reported read-only only
+// after it is done. It never waits: while a switch to read-only waits for
+// the writes in flight, it refuses (the reader is answered without
+// writing).
+func (g *writeGate) admit() (release func(), ok bool) {
+	if !g.mu.TryRLock() {
+		return nil, false
+	}
+	if g.want.Load() {
+		g.mu.RUnlock()
+		return nil, false
+	}
+	return g.mu.RUnlock, true
+}
+
 // Effective is the reported mode.
 func (g *writeGate) Effective() bool { return g.effective.Load() }
 
@@ -111,25 +143,106 @@ func (g *writeGate) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// Status is the body of GET /berth/v1/status.
-type Status struct {
-	ReadOnly           bool   `json:"readOnly"`
-	ReadOnlyConfigured bool   `json:"readOnlyConfigured"`
-	ConfigGeneration   uint64 `json:"configGeneration"`
-	ConfigHash         string `json:"configHash"`
-	ConfigError        string `json:"configError,omitempty"`
+// readOnlyMode combines the sources of read-only mode into the gate, and
+// records when the server last switched.
+type readOnlyMode struct {
+	gate *writeGate
+	log  *slog.Logger
+	now  func() time.Time
+
+	// switching serializes transitions; it is held while the OnWritable
+	// callbacks run, so they never overlap a later switch.
+	switching sync.Mutex
+
+	mu       sync.Mutex
+	config   bool // storage.maintenance.readonly.enabled
+	hold     bool // an active hold
+	refusing bool // what the gate was last set to
+	since    time.Time
+	hooks    []func()
 }
 
-// withStatus serves the status endpoint and adds ReadOnlyHeader to every
-// response; everything else goes to next.
-func (s *Server) withStatus(prefix string, next http.Handler) http.Handler {
-	prefixed := strings.TrimSuffix(prefix, "/") + StatusPath
+func newReadOnlyMode(config, hold bool, log *slog.Logger, now func() time.Time) *readOnlyMode {
+	refusing := config || hold
+	return &readOnlyMode{
+		gate: newWriteGate(refusing), log: log, now: now,
+		config: config, hold: hold, refusing: refusing, since: now(),
+	}
+}
+
+// setConfig and setHold change one source; the gate follows.
+func (m *readOnlyMode) setConfig(v bool) { m.update(func() { m.config = v }) }
+func (m *readOnlyMode) setHold(v bool)   { m.update(func() { m.hold = v }) }
+
+// onWritable registers f to run on every switch from read-only to
+// read-write, before writes are admitted again.
+func (m *readOnlyMode) onWritable(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hooks = append(m.hooks, f)
+}
+
+func (m *readOnlyMode) update(change func()) {
+	m.switching.Lock()
+	defer m.switching.Unlock()
+	m.mu.Lock()
+	change()
+	want, was := m.config || m.hold, m.refusing
+	config, hold := m.config, m.hold
+	hooks := slices.Clone(m.hooks)
+	m.mu.Unlock()
+	if want == was {
+		return
+	}
+	if want {
+		m.mu.Lock()
+		m.refusing, m.since = true, m.now()
+		m.gate.Set(true)
+		m.mu.Unlock()
+		m.log.Info("Refusing writes", "config", config, "hold", hold)
+		return
+	}
+	for _, f := range hooks {
+		f()
+	}
+	m.mu.Lock()
+	m.refusing, m.since = false, m.now()
+	m.gate.Set(false)
+	m.mu.Unlock()
+	m.log.Info("Accepting writes", "callbacks", len(hooks))
+}
+
+// state is the configured mode and when it began.
+func (m *readOnlyMode) state() (refusing bool, since time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refusing, m.since
+}
+
+// OnWritable registers f to run every time the server leaves read-only
+// mode (the hold removed or expired, or the configuration's read-only flag
+// cleared, with the other source not asking for read-only), before writes
+// are admitted again. Callbacks run one at a time, in registration order,
+// on the goroutine that applied the change; they must be quick and must
+// not call back into the Server. A server that starts read-write does not
+// call them at start.
+func (s *Server) OnWritable(f func()) { s.mode.onWritable(f) }
+
+// Status is the body of GET /berth/v1/status on the debug server: the
+// wire type the operator reads (package control).
+type Status = control.Status
+
+// withReadOnlyHeader adds ReadOnlyHeader to every response of next.
+func (s *Server) withReadOnlyHeader(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ReadOnlyHeader, strconv.FormatBool(s.gate.Effective()))
-		if r.URL.Path != StatusPath && r.URL.Path != prefixed {
-			next.ServeHTTP(w, r)
-			return
-		}
+		w.Header().Set(ReadOnlyHeader, strconv.FormatBool(s.mode.gate.Effective()))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusHandler serves the status endpoint (on the debug server).
+func (s *Server) statusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -145,13 +258,29 @@ func (s *Server) withStatus(prefix string, next http.Handler) http.Handler {
 	})
 }
 
-// Status reports the effective read-only state and the configuration
+// Status reports the read-only state, the hold and the configuration
 // applied.
 func (s *Server) Status() Status {
-	st := Status{ReadOnly: s.gate.Effective(), ReadOnlyConfigured: s.gate.ReadOnly()}
+	refusing, since := s.mode.state()
+	st := Status{ReadOnlyConfigured: refusing}
+	// Effective read-only implies refusing; read after it, so that a
+	// switch to read-write in between never shows readOnly alone.
+	st.ReadOnly = s.mode.gate.Effective() && refusing
+	if refusing {
+		st.ReadOnlySince = since.UTC()
+	} else {
+		st.WritableSince = since.UTC()
+	}
+	if s.hold != nil {
+		if h, active, invalid := s.hold.state(); active {
+			st.Hold = &control.HoldRef{ID: h.ID, Expires: h.Expires.UTC()}
+		} else {
+			st.HoldInvalid = invalid
+		}
+	}
 	if s.reload != nil {
 		s.reload.mu.Lock()
-		st.ConfigGeneration, st.ConfigHash, st.ConfigError = s.reload.generation, s.reload.hash, s.reload.lastErr
+		st.ConfigGeneration, st.ConfigHash, st.ReloadFailed = s.reload.generation, s.reload.hash, s.reload.failed
 		s.reload.mu.Unlock()
 	} else {
 		st.ConfigGeneration = 1

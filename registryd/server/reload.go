@@ -30,36 +30,39 @@ import (
 //   - every other key that differs from the configuration the process
 //     started with is logged as needing a restart, by key path, and keeps
 //     its running value;
-//   - a file that cannot be read, parsed or validated is logged and
-//     reported in the status endpoint's configError; the running
+//   - a file that cannot be read, parsed or validated is logged (with the
+//     error) and reported as reloadFailed in the status endpoint (without
+//     it: an error can quote a configuration value); the running
 //     configuration stays, and configHash keeps naming the bytes last
 //     applied, so the operator can tell that a replica has not taken an
-//     update.
+//     update. reloadFailed clears when a good file is applied, or when the
+//     file is back to the bytes last applied.
 //
-// The htpasswd file and the TLS certificate and key are watched by their
-// own reloaders (auth.Htpasswd, certReloader), whatever the configuration
-// file does; their paths are restart keys.
+// The htpasswd file, the TLS certificate and key and the TLS client CAs are
+// watched by their own reloaders (auth.Htpasswd, certReloader), whatever
+// the configuration file does; their paths are restart keys.
 type configReloader struct {
 	path    string
 	started *configuration.Configuration
 	log     *slog.Logger
 	level   *slog.LevelVar
-	gate    *writeGate
-	watch   *filewatch.Watcher
+	// setReadOnly applies storage.maintenance.readonly.enabled.
+	setReadOnly func(bool)
+	watch       *filewatch.Watcher
 
 	mu         sync.Mutex
 	generation uint64
 	hash       string
-	lastErr    string
+	failed     bool
 }
 
-func newConfigReloader(path string, cfg *configuration.Configuration, log *slog.Logger, level *slog.LevelVar, gate *writeGate) (*configReloader, error) {
+func newConfigReloader(path string, cfg *configuration.Configuration, log *slog.Logger, level *slog.LevelVar, setReadOnly func(bool)) (*configReloader, error) {
 	w, err := filewatch.New(path)
 	if err != nil {
 		return nil, fmt.Errorf("watching the configuration file: %w", err)
 	}
 	w.OnError(func(err error) { log.Warn("Watching the configuration file", "path", path, "error", err) })
-	c := &configReloader{path: path, started: cfg, log: log, level: level, gate: gate, watch: w}
+	c := &configReloader{path: path, started: cfg, log: log, level: level, setReadOnly: setReadOnly, watch: w}
 	// Apply the file as it is now (generation 1), so the status is exact
 	// from the first request; the watch set up above misses nothing since.
 	c.check()
@@ -73,7 +76,7 @@ func (c *configReloader) Run(ctx context.Context) {
 
 func (c *configReloader) fail(err error) {
 	c.mu.Lock()
-	c.lastErr = err.Error()
+	c.failed = true
 	c.mu.Unlock()
 	c.log.Error("Configuration reload failed; keeping the running configuration", "path", c.path, "error", err)
 }
@@ -89,6 +92,11 @@ func (c *configReloader) check() {
 	hash := "sha256:" + hex.EncodeToString(sum[:])
 	c.mu.Lock()
 	same := hash == c.hash
+	if same && c.failed {
+		// Back to the bytes applied: nothing failed to apply any more.
+		c.failed = false
+		c.log.Info("Configuration file is back to the applied one", "path", c.path, "hash", hash)
+	}
 	c.mu.Unlock()
 	if same {
 		return
@@ -104,16 +112,14 @@ func (c *configReloader) check() {
 		return
 	}
 	readOnly := cfg.Storage.Maintenance.ReadOnly.Enabled
-	if readOnly != c.gate.ReadOnly() {
-		c.gate.Set(readOnly)
-	}
+	c.setReadOnly(readOnly)
 	if c.level != nil {
 		c.level.Set(level)
 	}
 	c.mu.Lock()
 	c.generation++
 	c.hash = hash
-	c.lastErr = ""
+	c.failed = false
 	gen := c.generation
 	c.mu.Unlock()
 	if keys := restartKeys(c.started, cfg); len(keys) > 0 {

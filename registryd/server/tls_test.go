@@ -130,13 +130,14 @@ func TestTLSConfigErrors(t *testing.T) {
 		tls  configuration.TLS
 		want string
 	}{
-		"unknown cipher suite":         {tls: configuration.TLS{CipherSuites: []string{"TLS_AES_128_GCM_SHA256", "TLS_MADE_UP"}}, want: "http.tls.ciphersuites[1]"},
-		"no cipher suite HTTP/2 needs": {tls: configuration.TLS{CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, Certificate: cert, Key: key}, want: "http.tls.ciphersuites: HTTP/2 needs"},
-		"letsencrypt":                  {tls: configuration.TLS{LetsEncrypt: &configuration.LetsEncrypt{}}, want: "http.tls.letsencrypt: not supported"},
-		"missing certificate":          {tls: configuration.TLS{Certificate: filepath.Join(dir, "nope.crt"), Key: filepath.Join(dir, "nope.key")}, want: "http.tls.certificate"},
-		"missing client CA":            {tls: configuration.TLS{ClientCAs: []string{caFile, filepath.Join(dir, "nope.pem")}}, want: "http.tls.clientcas[1]"},
-		"unknown minimum":              {tls: configuration.TLS{MinimumTLS: "ssl3"}, want: "http.tls.minimumtls"},
-		"unknown client auth":          {tls: configuration.TLS{ClientCAs: []string{caFile}, ClientAuth: "maybe"}, want: "http.tls.clientauth"},
+		"unknown cipher suite":          {tls: configuration.TLS{CipherSuites: []string{"TLS_AES_128_GCM_SHA256", "TLS_MADE_UP"}}, want: "http.tls.ciphersuites[1]"},
+		"no cipher suite HTTP/2 needs":  {tls: configuration.TLS{CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, Certificate: cert, Key: key}, want: "http.tls.ciphersuites: HTTP/2 needs"},
+		"letsencrypt without hosts":     {tls: configuration.TLS{LetsEncrypt: &configuration.LetsEncrypt{CacheFile: dir}}, want: "http.tls.letsencrypt.hosts: required"},
+		"letsencrypt and a certificate": {tls: configuration.TLS{Certificate: cert, Key: key, LetsEncrypt: &configuration.LetsEncrypt{CacheFile: dir, Hosts: []string{"r.example.com"}}}, want: "http.tls.letsencrypt: cannot be used with http.tls.certificate"},
+		"missing certificate":           {tls: configuration.TLS{Certificate: filepath.Join(dir, "nope.crt"), Key: filepath.Join(dir, "nope.key")}, want: "http.tls.certificate"},
+		"missing client CA":             {tls: configuration.TLS{ClientCAs: []string{caFile, filepath.Join(dir, "nope.pem")}}, want: "http.tls.clientcas[1]"},
+		"unknown minimum":               {tls: configuration.TLS{MinimumTLS: "ssl3"}, want: "http.tls.minimumtls"},
+		"unknown client auth":           {tls: configuration.TLS{ClientCAs: []string{caFile}, ClientAuth: "maybe"}, want: "http.tls.clientauth"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -249,6 +250,75 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 	if resp.TLS.PeerCertificates[0].SerialNumber.Cmp(oldSerial) != 0 {
 		t.Error("the kept connection changed certificate")
+	}
+}
+
+// TestClientCARotation rotates the client CA file as a Secret update
+// does: clients of the new CA are served without a restart, clients of the
+// old one are refused, HTTP/2 is still negotiated, and a connection
+// opened before the rotation keeps working.
+func TestClientCARotation(t *testing.T) {
+	ca := newTestCA(t, "server CA")
+	oldCA := newTestCA(t, "client CA 2025")
+	newCA := newTestCA(t, "client CA 2026")
+	caDir := t.TempDir()
+	caFile := filepath.Join(caDir, "ca.crt")
+	writeFile(t, caFile, string(oldCA.pemCert()))
+	ls, _ := tlsServer(t, ca, "clientcas:\n  - "+caFile+"\n", "")
+	url := "https://" + ls.addr + "/v2/"
+	oldClient, newClient := oldCA.clientCert(t, "alice"), newCA.clientCert(t, "bob")
+	get := func(c *http.Client) (*http.Response, error) {
+		resp, err := c.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	fresh := func(cert *tls.Certificate) *http.Client {
+		c := tlsClient(&tlsConfigOpts{ca: ca, cert: cert})
+		c.Transport.(*http.Transport).DisableKeepAlives = true
+		return c
+	}
+
+	kept := tlsClient(&tlsConfigOpts{ca: ca, cert: &oldClient})
+	resp, err := get(kept)
+	if err != nil {
+		t.Fatalf("a client of the configured CA: %v", err)
+	}
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("protocol %s with client CAs, want HTTP/2.0", resp.Proto)
+	}
+	if _, err := get(fresh(&newClient)); err == nil {
+		t.Fatal("a client of a CA not configured yet was served")
+	}
+
+	// The Secret update: the new CA renamed over the file.
+	writeFile(t, caFile+".new", string(newCA.pemCert()))
+	if err := os.Rename(caFile+".new", caFile); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a client of the new CA to be served", func() bool {
+		_, err := get(fresh(&newClient))
+		return err == nil
+	})
+	if _, err := get(fresh(&oldClient)); err == nil {
+		t.Error("a new connection with a certificate of the old CA was served after the rotation")
+	}
+	if _, err := get(kept); err != nil {
+		t.Errorf("the connection opened before the rotation: %v", err)
+	}
+
+	// A broken update keeps the CAs loaded last.
+	writeFile(t, caFile+".new", "not a certificate")
+	if err := os.Rename(caFile+".new", caFile); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed reload to be logged", func() bool {
+		return strings.Contains(ls.logs.String(), "Reloading the TLS client CAs failed")
+	})
+	if _, err := get(fresh(&newClient)); err != nil {
+		t.Errorf("after a broken update, a client of the CA loaded last: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -48,12 +49,22 @@ func (s *Store) WalkRepositories(ctx context.Context, fn func(name string) error
 // BlobsPath is the root of the global blob store (blobs/).
 func BlobsPath() string { return blobsRoot() }
 
-// WalkBlobs calls fn with the digest and size of every blob in the global
-// blob store, in one walk of blobs/ (no per-blob round trip). Only
+// BlobInfo describes a blob of the global blob store.
+type BlobInfo struct {
+	Digest digest.Digest
+	Size   int64
+	// ModTime is the data file's modification time as the driver reports
+	// it: when its content was last written (an upload's last chunk, since
+	// committing moves the upload's file).
+	ModTime time.Time
+}
+
+// WalkBlobs calls fn with every blob in the global blob store, in one walk
+// of blobs/ (no per-blob round trip). Only
 // blobs/<alg>/<hex[0:2]>/<hex>/data files whose path spells a valid digest
 // are reported; anything else found there is skipped. An error from fn
 // ends the walk and is returned.
-func (s *Store) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size int64) error) error {
+func (s *Store) WalkBlobs(ctx context.Context, fn func(b BlobInfo) error) error {
 	root := blobsRoot()
 	err := s.driver.Walk(ctx, root, func(fi driver.FileInfo) error {
 		rel := strings.TrimPrefix(fi.Path(), root+"/")
@@ -72,7 +83,7 @@ func (s *Store) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size int
 		if d.Validate() != nil || !strings.HasPrefix(parts[2], parts[1]) || len(parts[1]) != 2 {
 			return nil
 		}
-		return fn(d, fi.Size())
+		return fn(BlobInfo{Digest: d, Size: fi.Size(), ModTime: fi.ModTime()})
 	})
 	if errors.Is(err, driver.ErrNotFound) {
 		return nil
@@ -106,8 +117,8 @@ func (s *Store) linkedDigests(ctx context.Context, dir string) ([]digest.Digest,
 			return nil, err
 		}
 		for _, h := range hexes {
-			if d := digest.Digest(alg + ":" + path.Base(h)); d.Validate() == nil {
-				out = append(out, d)
+			if enc := path.Base(h); validEncoded(alg, enc) {
+				out = append(out, digest.Digest(alg+":"+enc))
 			}
 		}
 	}
@@ -121,6 +132,70 @@ func (s *Store) LayerLinks(ctx context.Context, name string) ([]digest.Digest, e
 		return nil, err
 	}
 	return s.linkedDigests(ctx, path.Join(RepositoryPath(name), "_layers"))
+}
+
+// WalkLayerLinks calls fn with the repository, the digest and the link
+// file's modification time of every _layers link in the store, in one walk
+// of repositories/ that skips _manifests and _uploads (no per-link round
+// trip). Repositories without a _manifests directory (a first push whose
+// manifest has not arrived) are included. A link is written when a blob is
+// uploaded to or mounted into a repository, even when the blob's content
+// was already stored, so its time says when the repository last claimed
+// the blob. An error from fn ends the walk and is returned.
+func (s *Store) WalkLayerLinks(ctx context.Context, fn func(name string, d digest.Digest, modTime time.Time) error) error {
+	root := repositoriesRoot()
+	err := s.driver.Walk(ctx, root, func(fi driver.FileInfo) error {
+		rel := strings.TrimPrefix(fi.Path(), root+"/")
+		repo, link, inLayers := strings.Cut(rel, "/_layers/")
+		if !inLayers {
+			if fi.IsDir() {
+				switch path.Base(rel) {
+				case "_manifests", "_uploads":
+					return driver.ErrSkipDir
+				}
+			}
+			return nil
+		}
+		parts := strings.Split(link, "/")
+		if fi.IsDir() {
+			if len(parts) > 2 {
+				return driver.ErrSkipDir
+			}
+			return nil
+		}
+		if len(parts) != 3 || parts[2] != "link" {
+			return nil
+		}
+		d := digest.Digest(parts[0] + ":" + parts[1])
+		if d.Validate() != nil || !ValidName(repo) {
+			return nil
+		}
+		return fn(repo, d, fi.ModTime())
+	})
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// RevisionLinkModTime returns the modification time of the revision link
+// of manifest d in repository name: when the manifest was last pushed to
+// it.
+func (s *Store) RevisionLinkModTime(ctx context.Context, name string, d digest.Digest) (time.Time, error) {
+	if err := checkName(name); err != nil {
+		return time.Time{}, err
+	}
+	if err := checkDigest(d); err != nil {
+		return time.Time{}, err
+	}
+	fi, err := s.driver.Stat(ctx, RevisionLinkPath(name, d))
+	if errors.Is(err, driver.ErrNotFound) {
+		return time.Time{}, ErrManifestUnknown
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }
 
 // LayerLinkTarget returns the digest the _layers link of d in repository
@@ -157,4 +232,31 @@ func (s *Store) TagIndex(ctx context.Context, name, tag string) ([]digest.Digest
 		return nil, ErrTagInvalid
 	}
 	return s.linkedDigests(ctx, path.Join(tagPath(name, tag), "index"))
+}
+
+// validEncoded reports whether alg:enc is a valid digest. Listings of
+// large repositories check thousands of names, so the common algorithms
+// are checked by length and lower-case hex by hand; anything else goes
+// through digest.Validate.
+func validEncoded(alg, enc string) bool {
+	var size int
+	switch digest.Algorithm(alg) {
+	case digest.SHA256:
+		size = 64
+	case digest.SHA384:
+		size = 96
+	case digest.SHA512:
+		size = 128
+	default:
+		return digest.Digest(alg+":"+enc).Validate() == nil
+	}
+	if len(enc) != size {
+		return false
+	}
+	for i := 0; i < len(enc); i++ {
+		if c := enc[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

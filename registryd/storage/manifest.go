@@ -1,14 +1,10 @@
 package storage
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -120,51 +116,4 @@ func (m *Manifest) References() []v1.Descriptor {
 	}
 	out = append(out, m.Layers...)
 	return append(out, m.Manifests...)
-}
-
-// Referrers returns a descriptor of every manifest of repository name whose
-// subject is d, sorted by digest. When artifactType is not empty only
-// manifests of that artifact type are returned. A manifest's artifact type
-// is its artifactType field, or its config's media type.
-//
-// It reads every manifest revision of the repository: correct, and linear
-// in the number of manifests; no index is stored.
-func (s *Store) Referrers(ctx context.Context, name string, d digest.Digest, artifactType string) ([]v1.Descriptor, error) {
-	if err := checkDigest(d); err != nil {
-		return nil, err
-	}
-	revs, err := s.ManifestDigests(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	out := []v1.Descriptor{}
-	for _, rev := range revs {
-		content, err := s.GetManifest(ctx, name, rev)
-		if errors.Is(err, ErrManifestUnknown) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		m, mt, err := ParseManifest(content, "")
-		if err != nil || m.Subject == nil || m.Subject.Digest != d {
-			continue
-		}
-		at := m.ArtifactType
-		if at == "" && m.Config != nil {
-			at = m.Config.MediaType
-		}
-		if artifactType != "" && at != artifactType {
-			continue
-		}
-		out = append(out, v1.Descriptor{
-			MediaType:    mt,
-			Digest:       rev,
-			Size:         int64(len(content)),
-			ArtifactType: at,
-			Annotations:  m.Annotations,
-		})
-	}
-	slices.SortFunc(out, func(a, b v1.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
-	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -154,7 +155,9 @@ func (s *Store) Tags(ctx context.Context, name string) ([]string, error) {
 	return tags, nil
 }
 
-// TagsFor returns the tags of repository name whose current link points at d.
+// TagsFor returns the tags of repository name whose current link points at
+// d, in lexical order. It reads every tag's link, at most
+// WithTagConcurrency of them at a time.
 func (s *Store) TagsFor(ctx context.Context, name string, d digest.Digest) ([]string, error) {
 	tags, err := s.Tags(ctx, name)
 	if errors.Is(err, ErrRepositoryUnknown) {
@@ -163,16 +166,28 @@ func (s *Store) TagsFor(ctx context.Context, name string, d digest.Digest) ([]st
 	if err != nil {
 		return nil, err
 	}
+	match := make([]bool, len(tags))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.tagConcurrency)
+	for i, t := range tags {
+		g.Go(func() error {
+			target, err := s.ResolveTag(gctx, name, t)
+			if errors.Is(err, ErrTagUnknown) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			match[i] = target == d
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, t := range tags {
-		target, err := s.ResolveTag(ctx, name, t)
-		if errors.Is(err, ErrTagUnknown) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if target == d {
+	for i, t := range tags {
+		if match[i] {
 			out = append(out, t)
 		}
 	}

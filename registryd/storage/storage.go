@@ -27,8 +27,11 @@
 //   - registryd does not write _uploads/<id>/hashstates/: it re-hashes the
 //     upload data when the upload is committed. Hash states left by
 //     Distribution are ignored and removed with the upload.
-//   - Referrers are computed by reading every manifest revision of the
-//     repository (no index is kept on disk), so nothing extra is written.
+//   - registryd keeps a referrers index per repository under
+//     repositories/<name>/_berth/, a directory Distribution never reads or
+//     writes; it is checked against the revisions on every request, so
+//     Distribution's writes are seen (see referrers.go). Distribution
+//     serves a directory with the index as if it were not there.
 package storage
 
 import (
@@ -38,8 +41,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 
@@ -82,10 +88,55 @@ type Descriptor struct {
 // concurrent use as far as the driver is.
 type Store struct {
 	driver driver.StorageDriver
+	log    *slog.Logger
+	// admitWrite is asked before writes that no client request asked
+	// for (the referrers index, see referrers.go).
+	admitWrite func() (release func(), ok bool)
+	indexLocks indexLocks
+	// indexedSums holds, per repository, the SHA-256 of the indexed file
+	// this process last found or wrote (referrers.go).
+	indexedSums sync.Map
+	// tagConcurrency bounds the tag lookups TagsFor runs at once.
+	tagConcurrency int
+	// cache is the blob descriptor cache (cache.go); its zero value
+	// caches nothing.
+	cache blobCache
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithWriteAdmission sets what the Store asks before writing on its own
+// initiative (the referrers index, written while answering a read): admit
+// returns ok false to refuse (read-only mode), and otherwise a release
+// called when the write is done. Without it such writes are always made.
+func WithWriteAdmission(admit func() (release func(), ok bool)) Option {
+	return func(s *Store) { s.admitWrite = admit }
+}
+
+// WithLogger sets where the Store reports problems it works around.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithTagConcurrency bounds how many tags TagsFor (the lookup behind a
+// manifest delete) reads at once (storage.tag.concurrencylimit); 0 or less
+// means GOMAXPROCS, as in Distribution.
+func WithTagConcurrency(n int) Option { return func(s *Store) { s.tagConcurrency = n } }
+
 // New returns a Store over d.
-func New(d driver.StorageDriver) *Store { return &Store{driver: d} }
+func New(d driver.StorageDriver, opts ...Option) *Store {
+	s := &Store{
+		driver:     d,
+		log:        slog.New(slog.DiscardHandler),
+		admitWrite: func() (func(), bool) { return func() {}, true },
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.tagConcurrency <= 0 {
+		s.tagConcurrency = runtime.GOMAXPROCS(0)
+	}
+	return s
+}
 
 // Driver returns the underlying driver.
 func (s *Store) Driver() driver.StorageDriver { return s.driver }
@@ -125,11 +176,24 @@ func (s *Store) writeLink(ctx context.Context, p string, d digest.Digest) error 
 }
 
 // StatGlobalBlob describes the blob d in the global blob store, whatever
-// repository it belongs to.
+// repository it belongs to, from the blob descriptor cache when it knows d.
 func (s *Store) StatGlobalBlob(ctx context.Context, d digest.Digest) (Descriptor, error) {
 	if err := checkDigest(d); err != nil {
 		return Descriptor{}, err
 	}
+	if desc, ok := s.cache.blob(ctx, d); ok {
+		return desc, nil
+	}
+	desc, err := s.statGlobalBlob(ctx, d)
+	if err == nil {
+		s.cache.setBlob(ctx, desc)
+	}
+	return desc, err
+}
+
+// statGlobalBlob is StatGlobalBlob from storage, never the cache: for
+// writes, which must not trust a cache that might be stale.
+func (s *Store) statGlobalBlob(ctx context.Context, d digest.Digest) (Descriptor, error) {
 	fi, err := s.driver.Stat(ctx, BlobDataPath(d))
 	if err != nil {
 		if errors.Is(err, driver.ErrNotFound) {
@@ -145,8 +209,35 @@ func (s *Store) StatGlobalBlob(ctx context.Context, d digest.Digest) (Descriptor
 
 // StatBlob describes blob d as seen from repository name: it must be linked
 // into the repository. The returned digest is the link's target, which is
-// where the content lives.
+// where the content lives. The link and the blob's size come from the blob
+// descriptor cache when it has them.
 func (s *Store) StatBlob(ctx context.Context, name string, d digest.Digest) (Descriptor, error) {
+	if err := checkName(name); err != nil {
+		return Descriptor{}, err
+	}
+	if err := checkDigest(d); err != nil {
+		return Descriptor{}, err
+	}
+	target, cached := s.cache.link(ctx, name, d)
+	if !cached {
+		var err error
+		if target, err = s.readLink(ctx, LayerLinkPath(name, d), ErrBlobUnknown); err != nil {
+			return Descriptor{}, err
+		}
+	}
+	desc, err := s.StatGlobalBlob(ctx, target)
+	switch {
+	case err == nil && !cached:
+		s.cache.setLink(ctx, name, d, target)
+	case errors.Is(err, ErrBlobUnknown) && cached:
+		// The blob is gone (garbage-collected): so is the link.
+		s.cache.evictLink(ctx, name, d)
+	}
+	return desc, err
+}
+
+// statBlob is StatBlob from storage, never the cache.
+func (s *Store) statBlob(ctx context.Context, name string, d digest.Digest) (Descriptor, error) {
 	if err := checkName(name); err != nil {
 		return Descriptor{}, err
 	}
@@ -157,17 +248,18 @@ func (s *Store) StatBlob(ctx context.Context, name string, d digest.Digest) (Des
 	if err != nil {
 		return Descriptor{}, err
 	}
-	return s.StatGlobalBlob(ctx, target)
+	return s.statGlobalBlob(ctx, target)
 }
 
 // OpenBlob opens the content of blob d (a link target, as returned by
-// StatBlob) at offset.
+// StatBlob) at offset. A blob found missing is evicted from the cache.
 func (s *Store) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	if err := checkDigest(d); err != nil {
 		return nil, err
 	}
 	rc, err := s.driver.Reader(ctx, BlobDataPath(d), offset)
 	if errors.Is(err, driver.ErrNotFound) {
+		s.cache.evictBlob(ctx, d)
 		return nil, ErrBlobUnknown
 	}
 	return rc, err
@@ -184,33 +276,56 @@ func (s *Store) BlobRedirectURL(ctx context.Context, method string, d digest.Dig
 }
 
 // MountBlob links blob d, linked in repository from, into repository name.
+// Whether from has it is read from storage, not the cache: a link to a blob
+// that is gone would make the client skip an upload it needs.
 func (s *Store) MountBlob(ctx context.Context, name, from string, d digest.Digest) (Descriptor, error) {
 	if err := checkName(name); err != nil {
 		return Descriptor{}, err
 	}
-	desc, err := s.StatBlob(ctx, from, d)
+	desc, err := s.statBlob(ctx, from, d)
 	if err != nil {
 		return Descriptor{}, err
 	}
 	if err := s.writeLink(ctx, LayerLinkPath(name, d), desc.Digest); err != nil {
 		return Descriptor{}, err
 	}
+	s.cache.setLink(ctx, name, d, desc.Digest)
+	s.cache.setBlob(ctx, desc)
 	return Descriptor{Digest: d, Size: desc.Size}, nil
 }
 
-// DeleteBlob unlinks blob d from repository name. The content stays in the
-// global blob store until garbage collection, as in Distribution.
+// DeleteBlob unlinks blob d from repository name and evicts the link from
+// the cache. The content stays in the global blob store until garbage
+// collection, as in Distribution. The link is evicted before and after the
+// deletion, so that a lookup running meanwhile cannot leave it cached; an
+// eviction that fails fails the delete.
 func (s *Store) DeleteBlob(ctx context.Context, name string, d digest.Digest) error {
-	if _, err := s.StatBlob(ctx, name, d); err != nil {
+	if _, err := s.statBlob(ctx, name, d); err != nil {
 		return err
 	}
-	return s.driver.Delete(ctx, path.Dir(LayerLinkPath(name, d)))
+	if err := s.cache.mustEvictLink(ctx, name, d); err != nil {
+		return err
+	}
+	if err := s.driver.Delete(ctx, path.Dir(LayerLinkPath(name, d))); err != nil {
+		return err
+	}
+	return s.cache.mustEvictLink(ctx, name, d)
+}
+
+// linkBlob links blob desc into repository name as d and tells the cache.
+func (s *Store) linkBlob(ctx context.Context, name string, d digest.Digest, desc Descriptor) error {
+	if err := s.writeLink(ctx, LayerLinkPath(name, d), desc.Digest); err != nil {
+		return err
+	}
+	s.cache.setLink(ctx, name, d, desc.Digest)
+	s.cache.setBlob(ctx, desc)
+	return nil
 }
 
 // putBlob stores content as blob d in the global blob store unless it is
-// already there.
+// already there (as storage, not the cache, says).
 func (s *Store) putBlob(ctx context.Context, d digest.Digest, content []byte) error {
-	if _, err := s.StatGlobalBlob(ctx, d); err == nil {
+	if _, err := s.statGlobalBlob(ctx, d); err == nil {
 		return nil
 	} else if !errors.Is(err, ErrBlobUnknown) {
 		return err

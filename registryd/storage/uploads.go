@@ -128,14 +128,14 @@ func (s *Store) CommitUpload(ctx context.Context, name, id string, d digest.Dige
 		}
 		return Descriptor{}, ErrDigestMismatch
 	}
-	if _, err := s.StatGlobalBlob(ctx, d); errors.Is(err, ErrBlobUnknown) {
+	if _, err := s.statGlobalBlob(ctx, d); errors.Is(err, ErrBlobUnknown) {
 		if err := s.driver.Move(ctx, dataPath, BlobDataPath(d)); err != nil {
 			return Descriptor{}, err
 		}
 	} else if err != nil {
 		return Descriptor{}, err
 	}
-	if err := s.writeLink(ctx, LayerLinkPath(name, d), d); err != nil {
+	if err := s.linkBlob(ctx, name, d, Descriptor{Digest: d, Size: n}); err != nil {
 		return Descriptor{}, err
 	}
 	if err := s.driver.Delete(ctx, uploadPath(name, id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
@@ -171,8 +171,9 @@ func (s *Store) PutBlob(ctx context.Context, name string, d digest.Digest, conte
 	if err := s.putBlob(ctx, d, content); err != nil {
 		return Descriptor{}, err
 	}
-	if err := s.writeLink(ctx, LayerLinkPath(name, d), d); err != nil {
+	desc := Descriptor{Digest: d, Size: int64(len(content))}
+	if err := s.linkBlob(ctx, name, d, desc); err != nil {
 		return Descriptor{}, err
 	}
-	return Descriptor{Digest: d, Size: int64(len(content))}, nil
+	return desc, nil
 }

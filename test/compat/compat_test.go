@@ -5,23 +5,24 @@
 //
 // What transfers: repositories, tags, image manifests, OCI indexes, Docker
 // manifest lists, artifacts with a subject (and the referrers fallback tag
-// go-containerregistry writes), blobs, and an upload session started on
-// Distribution and finished on registryd.
+// go-containerregistry writes), blobs, and upload sessions in both
+// directions.
 //
-// What does not: an upload session started on registryd cannot be
-// continued by Distribution. Distribution keeps the session's offset and
-// name in an HMAC-signed _state query parameter of the Location URL and
-// refuses a PATCH or PUT without one (404 BLOB_UPLOAD_INVALID, "invalid
-// secret"); registryd keeps
-// the session only in storage (_uploads/<id>) and issues no _state. A
-// client that restarts the upload after the switch loses nothing but the
-// bytes already sent. TestUploadStartedOnRegistrydIsRefusedByDistribution
-// pins that behaviour.
+// Upload sessions transfer both ways. Distribution keeps a session's name,
+// id and offset in an HMAC-signed _state query parameter of the Location
+// URL and refuses a PATCH or PUT whose _state it cannot verify (404
+// BLOB_UPLOAD_INVALID); registryd keeps the session in storage
+// (_uploads/<id>) and ignores _state, but signs one into its own Locations
+// with http.secret, so Distribution continues registryd's uploads when the
+// two share the secret (TestUploadStartedOnRegistrydFinishedOnDistribution)
+// and refuses them when not (TestUploadStateNeedsTheSharedSecret).
 //
 // Referrers: Distribution v3.1.2 has no referrers API (404), so clients
 // pushing a subject to it write the sha256-<hex> fallback tag, which
 // registryd then serves like any tag, and registryd's own referrers API
-// lists the artifact from the stored manifests. The other way round,
+// lists the artifact, building its referrers index from the stored
+// manifests on first use. The index registryd keeps (under
+// repositories/<name>/_berth/) is invisible to Distribution. The other way round,
 // clients pushing to registryd see OCI-Subject and write no fallback tag,
 // so after a move to Distribution the artifact is still stored and
 // pullable by digest or tag, but not discoverable from its subject.
@@ -79,6 +80,14 @@ func roundTripOn(t *testing.T, section, fromName, fromBin, toName, toBin string)
 	before := take(t, from)
 	pushed.check(t, before)
 	from.stop(t)
+	if fromName == "registryd" {
+		// registryd answered referrers from its index: Distribution must
+		// serve the directory as if the index were not there.
+		index := "/docker/registry/v2/repositories/compat/artifact/_berth/referrers/indexed"
+		if _, err := storageDriver(t, section).Stat(t.Context(), index); err != nil {
+			t.Fatalf("registryd wrote no referrers index: %v", err)
+		}
+	}
 
 	to := startOn(t, toName, toBin, section)
 	after := take(t, to)
@@ -332,9 +341,37 @@ func TestUploadStartedOnDistributionFinishedOnRegistryd(t *testing.T) {
 	}
 }
 
-// TestUploadStartedOnRegistrydIsRefusedByDistribution pins the one thing
-// that does not transfer (see the package comment).
-func TestUploadStartedOnRegistrydIsRefusedByDistribution(t *testing.T) {
+// TestUploadStartedOnRegistrydFinishedOnDistribution sends half a blob to
+// registryd, switches the directory to Distribution (same http.secret) and
+// sends the rest to the Location registryd gave: its _state parameter,
+// signed with the shared secret, is what Distribution needs to continue.
+func TestUploadStartedOnRegistrydFinishedOnDistribution(t *testing.T) {
+	dist, regd := binaries(t)
+	root := t.TempDir()
+	blob := randomBytes(t, 256<<10)
+	half := len(blob) / 2
+
+	r := startRegistry(t, "registryd", regd, root)
+	loc := startUpload(t, r, "compat/chunked")
+	loc = patchChunk(t, r, loc, blob[:half], 0, http.StatusAccepted)
+	r.stop(t)
+
+	d := startRegistry(t, "distribution", dist, root)
+	if got := uploadOffset(t, d, loc); got != half {
+		t.Fatalf("Distribution reports %d bytes of registryd's upload, want %d", got, half)
+	}
+	loc = patchChunk(t, d, loc, blob[half:], half, http.StatusAccepted)
+	finishUpload(t, d, loc, blob, http.StatusCreated)
+	got, _ := get(t, d.url("/v2/compat/chunked/blobs/"+digest.FromBytes(blob).String()), "")
+	if !bytes.Equal(got, blob) {
+		t.Fatalf("blob finished on Distribution differs from the bytes sent")
+	}
+}
+
+// TestUploadStateNeedsTheSharedSecret: with another http.secret,
+// Distribution cannot verify the _state registryd signed and refuses to
+// continue the upload (what happens when the replicas do not share it).
+func TestUploadStateNeedsTheSharedSecret(t *testing.T) {
 	dist, regd := binaries(t)
 	root := t.TempDir()
 	blob := randomBytes(t, 64<<10)
@@ -345,10 +382,13 @@ func TestUploadStartedOnRegistrydIsRefusedByDistribution(t *testing.T) {
 	loc = patchChunk(t, r, loc, blob[:half], 0, http.StatusAccepted)
 	r.stop(t)
 
-	d := startRegistry(t, "distribution", dist, root)
-	body := patchChunkBody(t, d, loc, blob[half:], half, http.StatusNotFound)
+	d := testutil.StartRegistry(t, "distribution", dist, func(addr string) string {
+		return strings.Replace(testutil.FilesystemConfig(root, addr), "secret: berth-test-secret", "secret: another-secret", 1)
+	})
+	dr := &registry{Registry: d, name: d.Name, addr: d.Addr}
+	body := patchChunkBody(t, dr, loc, blob[half:], half, http.StatusNotFound)
 	if !strings.Contains(body, "BLOB_UPLOAD_INVALID") {
-		t.Fatalf("Distribution answered %s; the package comment says BLOB_UPLOAD_INVALID", body)
+		t.Fatalf("Distribution answered %s, want BLOB_UPLOAD_INVALID", body)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,16 @@ func run(name string, args ...string) {
 }
 
 // output runs a command and returns its standard output.
+// runWithInput runs a command with stdin.
+func runWithInput(stdin, name string, args ...string) {
+	GinkgoHelper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
+	fmt.Fprintf(GinkgoWriter, "+ %s %v <<%q\n", name, args, stdin)
+	Expect(cmd.Run()).To(Succeed(), "%s %v", name, args)
+}
+
 func output(name string, args ...string) string {
 	GinkgoHelper()
 	cmd := exec.Command(name, args...)

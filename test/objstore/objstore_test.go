@@ -169,9 +169,9 @@ func blobs(t *testing.T, img v1.Image) []v1.Hash {
 
 // gcArgs are the garbage-collect flags of the tests. The registryd under
 // test serves nothing while it runs (it is stopped first), hence
-// --allow-writable; once garbage-collect has a grace period, it goes here
-// too ("--grace-period", "0"), so the content just pushed is collectable.
-var gcArgs = []string{"garbage-collect", "--delete-untagged", "--allow-writable", "--json"}
+// --allow-writable; --grace-period 0 makes the content just pushed
+// collectable (the default keeps anything younger than an hour).
+var gcArgs = []string{"garbage-collect", "--delete-untagged", "--grace-period", "0", "--allow-writable", "--json"}
 
 // collect runs `registryd garbage-collect` on the storage section.
 func collect(t *testing.T, section string) gc.Summary {

@@ -33,6 +33,8 @@ func TestInstallOnAPIServer(t *testing.T) {
 
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: testutil.HackTool(t, "KUBEBUILDER_ASSETS", "setup-envtest.sh"),
+		// A loaded 2-core machine can take longer than the 20 s default.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	cfg, err := env.Start()
 	if err != nil {

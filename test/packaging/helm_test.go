@@ -177,7 +177,7 @@ func TestChartRender(t *testing.T) {
 					PullPolicy: "IfNotPresent",
 					Args: []string{"--leader-elect=true", "--health-probe-bind-address=:8081",
 						"--metrics-bind-address=:8080", "--zap-log-level=info"},
-					Env:   map[string]string{"REGISTRYD_IMAGE": "berth/registryd:" + tag},
+					Env:   map[string]string{"REGISTRYD_IMAGE": "berth/registryd:" + tag, "MANAGER_IMAGE": "berth/manager:" + tag},
 					Ports: map[string]int32{"health": 8081, "metrics": 8080},
 				}
 				if !reflect.DeepEqual(m, want) {
@@ -356,7 +356,8 @@ func checkValuesAll(t *testing.T, objs []object) {
 		Args: []string{"--leader-elect=true", "--health-probe-bind-address=:9440",
 			"--metrics-bind-address=:9090", "--watch-namespaces=team-a,team-b",
 			"--zap-log-level=debug", "--zap-encoder=console"},
-		Env:   map[string]string{"REGISTRYD_IMAGE": "registry.example.com:5000/berth/registryd:v1.2.4"},
+		Env: map[string]string{"REGISTRYD_IMAGE": "registry.example.com:5000/berth/registryd:v1.2.4",
+			"MANAGER_IMAGE": "registry.example.com:5000/berth/manager:v1.2.3"},
 		Ports: map[string]int32{"health": 9440, "metrics": 9090},
 	}
 	if !reflect.DeepEqual(m, wantManager) {

@@ -48,6 +48,9 @@ func TestKustomizeDeploy(t *testing.T) {
 	if m.Env["REGISTRYD_IMAGE"] != registrydImg {
 		t.Errorf("REGISTRYD_IMAGE %q, want %q", m.Env["REGISTRYD_IMAGE"], registrydImg)
 	}
+	if m.Env["MANAGER_IMAGE"] != img {
+		t.Errorf("MANAGER_IMAGE %q, want the manager's own image %q", m.Env["MANAGER_IMAGE"], img)
+	}
 	if v, _ := flag(m.Args, "leader-elect"); v == "false" {
 		t.Error("leader election off in config/default")
 	}
@@ -72,8 +75,8 @@ func TestKustomizeUndeploy(t *testing.T) {
 	objs := decode(t, out)
 	checkCRDs(t, objs)
 	m := managerOf(t, deployment(t, objs))
-	if m.Image == "" || m.Env["REGISTRYD_IMAGE"] == "" {
-		t.Errorf("manager image %q, REGISTRYD_IMAGE %q: want both set", m.Image, m.Env["REGISTRYD_IMAGE"])
+	if m.Image == "" || m.Env["REGISTRYD_IMAGE"] == "" || m.Env["MANAGER_IMAGE"] == "" {
+		t.Errorf("manager image %q, REGISTRYD_IMAGE %q, MANAGER_IMAGE %q: want all set", m.Image, m.Env["REGISTRYD_IMAGE"], m.Env["MANAGER_IMAGE"])
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"time"
 )
 
@@ -187,39 +186,37 @@ func (e InvalidOffsetError) Error() string {
 	return fmt.Sprintf("%s: invalid offset %d for path %s", e.DriverName, e.Offset, e.Path)
 }
 
-// pathRegexp matches an absolute path whose components are non-empty runs
-// of [A-Za-z0-9._-]. "..", "." or empty components cannot escape the root
-// because the layout never produces them and ValidPath refuses them.
-var pathRegexp = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
-
-// ValidPath reports whether path may be used for an object.
+// ValidPath reports whether path may be used for an object: absolute,
+// "/" separated, every component a non-empty run of [A-Za-z0-9._-] other
+// than "." and "..", so that no path escapes the root. It is a byte loop,
+// not a regular expression: drivers check every name a listing returns.
 func ValidPath(path string) bool {
-	if !pathRegexp.MatchString(path) {
+	if len(path) < 2 || path[0] != '/' {
 		return false
 	}
-	for _, c := range splitComponents(path) {
-		if c == "." || c == ".." {
+	start := 1
+	for i := 1; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			if !pathByte(path[i]) {
+				return false
+			}
+			continue
+		}
+		if c := path[start:i]; c == "" || c == "." || c == ".." {
 			return false
 		}
+		start = i + 1
 	}
 	return true
+}
+
+func pathByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
 }
 
 // ValidDirPath reports whether path may be listed, stat'ed or walked: a
 // ValidPath or the root "/".
 func ValidDirPath(path string) bool { return path == "/" || ValidPath(path) }
-
-func splitComponents(path string) []string {
-	var out []string
-	start := 1
-	for i := 1; i <= len(path); i++ {
-		if i == len(path) || path[i] == '/' {
-			out = append(out, path[start:i])
-			start = i + 1
-		}
-	}
-	return out
-}
 
 // WriterState tracks where a FileWriter is in its life, so that every
 // driver refuses the same calls with the same errors. Drivers embed it.

@@ -18,6 +18,10 @@
 //     replaced by a new slice, so a reader holding a capacity-capped slice of
 //     the old content never races with a writer.
 //   - Path validation happens in driver.Validating, which New applies.
+//   - Modification times come from a clock, time.Now unless WithClock
+//     sets another: tests of age-based decisions (the garbage collector's
+//     grace period) write content "in the past" through the real driver
+//     instead of faking Stat.
 package inmemory
 
 import (
@@ -36,9 +40,23 @@ import (
 // DriverName is the name of this driver in configuration.
 const DriverName = "inmemory"
 
+// Option configures a driver made by New.
+type Option func(*memDriver)
+
+// WithClock makes the driver take modification times from now instead of
+// time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(d *memDriver) { d.now = now }
+}
+
 // New returns an empty in-memory driver.
-func New() driver.StorageDriver {
-	return driver.Validating(&memDriver{root: newDir(time.Now())})
+func New(opts ...Option) driver.StorageDriver {
+	d := &memDriver{now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
+	d.root = newDir(d.now())
+	return driver.Validating(d)
 }
 
 type node struct {
@@ -55,6 +73,7 @@ func newDir(t time.Time) *node {
 type memDriver struct {
 	mu   sync.RWMutex
 	root *node
+	now  func() time.Time
 }
 
 var errNotDir = errors.New("not a directory")
@@ -141,7 +160,7 @@ func (d *memDriver) GetContent(ctx context.Context, path string) ([]byte, error)
 }
 
 func (d *memDriver) PutContent(ctx context.Context, path string, content []byte) error {
-	f := &node{data: bytes.Clone(content), modTime: time.Now()}
+	f := &node{data: bytes.Clone(content), modTime: d.now()}
 	if f.data == nil {
 		f.data = []byte{}
 	}
@@ -172,13 +191,13 @@ func (d *memDriver) Writer(ctx context.Context, path string, append bool) (drive
 	case n != nil && n.dir:
 		return nil, fmt.Errorf("%s: %s is a directory", DriverName, path)
 	case n == nil:
-		n = &node{data: []byte{}, modTime: time.Now()}
+		n = &node{data: []byte{}, modTime: d.now()}
 		if err := d.putFile(path, n); err != nil {
 			return nil, err
 		}
 	case !append:
 		n.data = []byte{} // a new slice: readers keep the old one
-		n.modTime = time.Now()
+		n.modTime = d.now()
 	}
 	return &writer{d: d, path: path, f: n, size: int64(len(n.data))}, nil
 }
@@ -229,7 +248,7 @@ func (d *memDriver) Move(ctx context.Context, sourcePath, destPath string) error
 	if src.dir && strings.HasPrefix(destPath, sourcePath+"/") {
 		return fmt.Errorf("%s: cannot move %s below itself", DriverName, sourcePath)
 	}
-	now := time.Now()
+	now := d.now()
 	parent, name, err := d.parentFor(destPath, now)
 	if err != nil {
 		return err
@@ -255,7 +274,7 @@ func (d *memDriver) Delete(ctx context.Context, path string) error {
 		return d.notFound(path)
 	}
 	delete(parent.children, name)
-	parent.modTime = time.Now()
+	parent.modTime = d.now()
 	return nil
 }
 
@@ -285,7 +304,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	w.f.data = append(w.f.data, p...)
-	w.f.modTime = time.Now()
+	w.f.modTime = w.d.now()
 	w.size = int64(len(w.f.data))
 	return len(p), nil
 }
