@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -116,5 +117,53 @@ func TestBlobsDeletedInBatches(t *testing.T) {
 				t.Errorf("%d blobs left after the collection", left)
 			}
 		})
+	}
+}
+
+// TestDeadlineStopsBatchedDeletions: on a driver with a batch delete, the
+// deadline is checked before each batch, as before each blob elsewhere:
+// the batch under way finishes, no other starts, the blobs not started are
+// no failures, and the run ends with ErrDeadline.
+func TestDeadlineStopsBatchedDeletions(t *testing.T) {
+	const n = 1500 // two batches
+	drv := &counting{StorageDriver: storagetest.NewDriver(t, testutil.ObjectStorages()[1])}
+	s := storage.New(drv)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				b := fmt.Appendf(nil, "stray blob %d", i)
+				if _, err := s.PutBlob(ctx, "strays", digest.FromBytes(b), b); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d blobs not stored", failed.Load())
+	}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	deadline := base.Add(time.Minute)
+	now := func() time.Time {
+		if drv.batches.Load() >= 1 {
+			return deadline
+		}
+		return base
+	}
+	sum, err := gc.Run(ctx, drv, gc.Options{Workers: 1, Deadline: deadline, Now: now})
+	if !errors.Is(err, gc.ErrDeadline) || !strings.Contains(err.Error(), "while deleting blobs") {
+		t.Fatalf("Run = %v, want ErrDeadline while deleting blobs", err)
+	}
+	if drv.batches.Load() != 1 || sum.BlobsDeleted != 1000 || sum.ErrorCount != 0 {
+		t.Errorf("%d batches, %d blobs deleted, %d failures (%v); want 1, 1000, 0", drv.batches.Load(), sum.BlobsDeleted, sum.ErrorCount, sum.Errors)
+	}
+	left := 0
+	if err := s.WalkBlobs(ctx, func(storage.BlobInfo) error { left++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if left != n-1000 {
+		t.Errorf("%d blobs left, want %d", left, n-1000)
 	}
 }
