@@ -424,8 +424,16 @@ var _ = Describe("Registry controller", func() {
 	})
 
 	It("issues no write when it reconciles an unchanged Registry that registryd cannot run yet", func() {
-		ns := newNamespace()
-		name := applySample(filepath.Join("..", "config", "samples", "berth_v1alpha1_registry_cache.yaml"), ns)[0]
+		// Every sample runs now; a registry middleware (extraConfig) is
+		// something registryd still lacks.
+		ns, name := newNamespace(), "unsupported"
+		Expect(k8sClient.Create(ctx, &berthv1alpha1.Registry{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: berthv1alpha1.RegistrySpec{
+				Storage:     berthv1alpha1.RegistryStorage{EmptyDir: &berthv1alpha1.EmptyDirStorage{}},
+				ExtraConfig: &apiextensionsv1.JSON{Raw: []byte(`{"middleware":{"registry":[{"name":"example"}]}}`)},
+			},
+		})).To(Succeed())
 		Eventually(condition(ns, name, berthv1alpha1.ConditionDegraded)).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonUnsupportedConfig))
 		expectNoWrites(ns, name)
 	})
