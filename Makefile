@@ -70,29 +70,39 @@ setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet helm kustomize ## Run every unit, driver, compatibility, OCI conformance, packaging and envtest suite.
+test: manifests generate vet helm kustomize ## Run every unit, driver (object stores against their emulators), compatibility, OCI conformance, packaging and envtest suite.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
 	redis="$$(hack/install-redis.sh)"; \
 	pebble="$$(hack/install-pebble.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
+	versitygw="$$(hack/install-versitygw.sh)"; \
+	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
+	azurite="$$(hack/install-azurite.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" \
+	REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" \
+	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
+	HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
 	$(GO) test -tags e2e -count=1 -timeout 60m ./test/e2e/... -v
 
 # BENCH selects benchmarks by regular expression (Registry, GarbageCollect,
-# Referrers, OperatorScale); docs/benchmarks.md lists the BERTH_BENCH_*
+# Referrers, OperatorScale, PushPull); docs/benchmarks.md lists the BERTH_BENCH_*
 # sizes. Run from the package directory so that progress streams.
 BENCH ?= .
 .PHONY: bench
-bench: ## Run the benchmarks: registryd beside the Distribution registry, GC, referrers, operator scale (docs/benchmarks.md); table and bin/bench/*.json.
+bench: ## Run the benchmarks: registryd beside the Distribution registry, GC, referrers, operator scale, push/pull per storage driver (docs/benchmarks.md); table and bin/bench/*.json.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	gnutime="$$(hack/install-gnu-time.sh)"; \
+	versitygw="$$(hack/install-versitygw.sh)"; \
+	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
+	azurite="$$(hack/install-azurite.sh)"; \
 	cd test/bench && KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" GNU_TIME="$$gnutime" \
-		$(GO) test -run '^$$' -bench '$(BENCH)' -timeout 120m .
+		VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
+		$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 120m .
 
 ##@ Build
 

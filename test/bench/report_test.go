@@ -16,6 +16,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // The report: every benchmark of the package adds rows to one table, which
@@ -361,6 +363,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runManager())
 	}
 	code := m.Run()
+	// The object-store emulators BenchmarkPushPull started (testutil.Main).
+	testutil.StopPeers()
 	if !results.empty() {
 		mach := describeMachine()
 		results.print(os.Stdout, mach)
