@@ -162,12 +162,17 @@ func Parse(data []byte) (*Compiled, error) {
 	return p.Compile()
 }
 
-// Compile validates p. Every problem is reported, each naming its key.
-func (p Policy) Compile() (*Compiled, error) {
+// Compile validates p. Every problem is reported, each naming its key
+// (rules[1].keepTags[0]).
+func (p Policy) Compile() (*Compiled, error) { return p.CompileAt("rules") }
+
+// CompileAt is Compile with errors naming the rules as elements of list
+// (e.g. "spec.retention" for spec.retention[1].keepTags[0]).
+func (p Policy) CompileAt(list string) (*Compiled, error) {
 	c := &Compiled{}
 	var errs []error
 	for i, r := range p.Rules {
-		cr, err := r.compile(fmt.Sprintf("rules[%d]", i))
+		cr, err := r.compile(fmt.Sprintf("%s[%d]", list, i))
 		errs = append(errs, err)
 		c.rules = append(c.rules, cr)
 	}
