@@ -228,23 +228,32 @@ func (r *GarbageCollectionReconciler) observe(ctx context.Context, reg *berthv1a
 	return probeReplicas(ctx, r.Prober, pods), nil
 }
 
-// enterReadOnly takes the hold and waits until every replica reports it.
-func (r *GarbageCollectionReconciler) enterReadOnly(ctx context.Context, s *gcScope) (reconcile.Result, error) {
+// holdAndObserve is the start of every step under the hold: the run stops
+// (held false, with the reason recorded) when it must abort or its hold
+// has nowhere to live; otherwise the hold is (still) in the ConfigMap, the
+// replicas have been nudged and asked, and reps is what they said.
+func (r *GarbageCollectionReconciler) holdAndObserve(ctx context.Context, s *gcScope) (reps []replica, held bool, err error) {
 	if reason, msg := abortReason(s.gc, s.reg, s.now); reason != "" {
 		r.fail(s, reason, msg)
-		return reconcile.Result{}, nil
+		return nil, false, nil
 	}
 	cm, err := r.ensureHold(ctx, s, s.reg, s.hold())
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, false, err
 	}
 	if cm == nil {
 		r.fail(s, berthv1alpha1.GCReasonNotConfigured, fmt.Sprintf("Registry %s has no ConfigMap %s to carry the hold (is it Degraded?)",
 			s.reg.Name, builders.ConfigMapName(s.reg)))
-		return reconcile.Result{}, nil
+		return nil, false, nil
 	}
-	reps, err := r.observe(ctx, s.reg, cm)
-	if err != nil {
+	reps, err = r.observe(ctx, s.reg, cm)
+	return reps, err == nil, err
+}
+
+// enterReadOnly takes the hold and waits until every replica reports it.
+func (r *GarbageCollectionReconciler) enterReadOnly(ctx context.Context, s *gcScope) (reconcile.Result, error) {
+	reps, ok, err := r.holdAndObserve(ctx, s)
+	if err != nil || !ok {
 		return reconcile.Result{}, err
 	}
 	held, waiting := splitHeld(reps, string(s.gc.UID))
@@ -305,21 +314,8 @@ func noteOutageStart(gc *berthv1alpha1.GarbageCollection, reps []replica) {
 // collect keeps the hold verified and runs the collector Job.
 func (r *GarbageCollectionReconciler) collect(ctx context.Context, s *gcScope) (reconcile.Result, error) {
 	gc := s.gc
-	if reason, msg := abortReason(gc, s.reg, s.now); reason != "" {
-		r.fail(s, reason, msg)
-		return reconcile.Result{}, nil
-	}
-	cm, err := r.ensureHold(ctx, s, s.reg, s.hold())
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if cm == nil {
-		r.fail(s, berthv1alpha1.GCReasonNotConfigured, fmt.Sprintf("ConfigMap %s of Registry %s was deleted during the run",
-			builders.ConfigMapName(s.reg), s.reg.Name))
-		return reconcile.Result{}, nil
-	}
-	reps, err := r.observe(ctx, s.reg, cm)
-	if err != nil {
+	reps, ok, err := r.holdAndObserve(ctx, s)
+	if err != nil || !ok {
 		return reconcile.Result{}, err
 	}
 	if writable := writableReplicas(reps, string(gc.UID)); len(writable) > 0 {

@@ -144,13 +144,7 @@ func registrydPod(reg *berthv1alpha1.Registry, rendered *Rendered, image string)
 		Env:             rendered.Env,
 		Resources:       spec.Resources,
 		VolumeMounts:    mounts,
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+		SecurityContext: restrictedContainer(),
 	}
 	return corev1.PodSpec{
 		Containers:                   []corev1.Container{container},
@@ -167,6 +161,19 @@ func registrydPod(reg *berthv1alpha1.Registry, rendered *Rendered, image string)
 			FSGroup:        ptr.To(RunAsUser),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
+	}
+}
+
+// restrictedContainer is the security context of every container the
+// operator runs: non-root, no privilege escalation, a read-only root
+// filesystem, no capabilities, the runtime's seccomp profile.
+func restrictedContainer() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,20 +88,18 @@ func writeAtomically(t *testing.T, path, content string) {
 	}
 }
 
-// waitReadOnly polls the status endpoint until the effective read-only
-// state is want (at most 15s).
+// waitReadOnly polls the registry until the effective read-only state its
+// Berth-Read-Only response header reports is want (at most 15s). (The
+// status endpoint is on the debug server, which this registry does not
+// run.)
 func waitReadOnly(t *testing.T, reg *testutil.Registry, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(reg.URL("/berth/v1/status"))
+		resp, err := http.Get(reg.URL("/v2/"))
 		if err == nil {
-			var st struct {
-				ReadOnly bool `json:"readOnly"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
-			if err == nil && st.ReadOnly == want {
+			if resp.Header.Get("Berth-Read-Only") == strconv.FormatBool(want) {
 				return
 			}
 		}
