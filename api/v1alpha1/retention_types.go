@@ -79,7 +79,7 @@ type RepositoryGlob string
 // whole tag.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=256
-// +kubebuilder:validation:XValidation:rule="”.matches(self) || !”.matches(self)",message="must be a regular expression (RE2 syntax), matched against the whole tag"
+// +kubebuilder:validation:XValidation:rule="'x'.matches(self) || !'x'.matches(self)",message="must be a regular expression (RE2 syntax), matched against the whole tag"
 type TagPattern string
 
 // RetentionSummary is what a run's retention rules did (or, in a dry run,
