@@ -70,20 +70,30 @@ setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet helm kustomize ## Run every unit, driver, compatibility, OCI conformance, packaging and envtest suite.
+test: manifests generate vet helm kustomize ## Run every unit, driver (object stores against their emulators), compatibility, OCI conformance, packaging and envtest suite.
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
 	redis="$$(hack/install-redis.sh)"; \
 	pebble="$$(hack/install-pebble.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
+	versitygw="$$(hack/install-versitygw.sh)"; \
+	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
+	azurite="$$(hack/install-azurite.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" \
+	REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" \
+	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
+	HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
 	$(GO) test -tags e2e -count=1 -timeout 60m ./test/e2e/... -v
 
 .PHONY: bench
-bench: ## Run the benchmarks (registryd against the Distribution registry).
+bench: ## Run the benchmarks (registryd against the Distribution registry; push/pull MB/s per storage driver).
+	versitygw="$$(hack/install-versitygw.sh)"; \
+	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
+	azurite="$$(hack/install-azurite.sh)"; \
+	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
 	$(GO) test -run '^$$' -bench . -benchmem ./test/bench/...
 
 ##@ Build
