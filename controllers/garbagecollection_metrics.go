@@ -22,6 +22,10 @@ var (
 		Name: "berth_garbage_collection_bytes_freed_total",
 		Help: "Bytes of blobs deleted by garbage collection runs (dry runs excluded).",
 	})
+	gcTagsDeleted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "berth_garbage_collection_tags_deleted_total",
+		Help: "Tags deleted by the retention rules of garbage collection runs (dry runs excluded).",
+	})
 	gcWriteOutage = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "berth_garbage_collection_write_outage_seconds",
 		Help:    "Time writes were refused because of a run: first replica refusing to last replica accepting again.",
@@ -30,7 +34,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(gcRunsTotal, gcRunDuration, gcBytesFreed, gcWriteOutage)
+	metrics.Registry.MustRegister(gcRunsTotal, gcRunDuration, gcBytesFreed, gcTagsDeleted, gcWriteOutage)
 }
 
 // recordRunMetrics counts a run that just finished.
@@ -46,6 +50,9 @@ func recordRunMetrics(gc *berthv1alpha1.GarbageCollection) {
 	}
 	if st.Summary != nil && !gc.Spec.DryRun {
 		gcBytesFreed.Add(float64(st.Summary.BytesFreed))
+		if r := st.Summary.Retention; r != nil {
+			gcTagsDeleted.Add(float64(r.TagsDeleted))
+		}
 	}
 	if o := st.WriteOutage; o != nil && o.Start != nil && o.End != nil {
 		gcWriteOutage.Observe(o.End.Sub(o.Start.Time).Seconds())

@@ -38,6 +38,12 @@ func (r *GarbageCollectionReconciler) pending(ctx context.Context, s *gcScope) (
 				s.reg.Name, field))
 		return reconcile.Result{}, nil
 	}
+	// The API server validates the rules; registryd's own check runs here
+	// too, so that rules it would refuse never cost the registry a hold.
+	if err := builders.CheckRetention("spec.retention", gc.Spec.Retention); err != nil {
+		r.finishWithoutHold(s, berthv1alpha1.GCReasonInvalidRetention, err.Error())
+		return reconcile.Result{}, nil
+	}
 	runs, err := runsOf(ctx, r.Client, gc.Namespace, gc.Spec.RegistryName)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -440,6 +446,9 @@ func (r *GarbageCollectionReconciler) startCollector(ctx context.Context, s *gcS
 			}
 		}
 	}
+	if err := r.applyRetentionPolicy(ctx, s); err != nil {
+		return reconcile.Result{}, err
+	}
 	deadline := s.gc.Status.HoldExpires.Add(-builders.CollectorDeadlineMargin)
 	job := builders.CollectorJob(s.reg, s.gc, rendered, r.RegistrydImage, node, deadline, s.now)
 	if err := controllerutil.SetControllerReference(s.gc, job, r.Scheme()); err != nil {
@@ -452,6 +461,23 @@ func (r *GarbageCollectionReconciler) startCollector(ctx context.Context, s *gcS
 	s.gc.Status.JobName = job.Name
 	s.event(corev1.EventTypeNormal, "CollectorStarted", fmt.Sprintf("Created Job %s", job.Name))
 	return reconcile.Result{RequeueAfter: collectInterval}, nil
+}
+
+// applyRetentionPolicy applies the ConfigMap carrying the run's retention
+// rules to its collector (owned by the run), when it has rules.
+func (r *GarbageCollectionReconciler) applyRetentionPolicy(ctx context.Context, s *gcScope) error {
+	cm, err := builders.RetentionConfigMap(s.reg, s.gc)
+	if err != nil || cm == nil {
+		return err
+	}
+	if err := controllerutil.SetControllerReference(s.gc, cm, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Patch(ctx, cm, ctrl.Apply, GCFieldOwner, ctrl.ForceOwnership); err != nil {
+		return fmt.Errorf("applying ConfigMap %s: %w", cm.Name, err)
+	}
+	log.FromContext(ctx).Info("Applied ConfigMap", "name", cm.Name, "rules", len(s.gc.Spec.Retention))
+	return nil
 }
 
 // jobOutcome is JobComplete or JobFailed once the Job says so, else "".

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,6 +232,36 @@ func TestCollectorSummary(t *testing.T) {
 	}
 }
 
+// TestCollectorSummaryRetention: the tags retention deleted reach the
+// run's status, the per-repository counts bounded (the rest counted as
+// omitted), and its message.
+func TestCollectorSummaryRetention(t *testing.T) {
+	var repos []string
+	for i := range 20 {
+		repos = append(repos, fmt.Sprintf(`{"repository":"team/app%02d","tagsDeleted":%d}`, i, 40-i))
+	}
+	s, err := parseCollectorSummary(`{"manifestsDeleted":30,"blobsDeleted":70,"bytesFreed":1048576,` +
+		`"retention":{"rules":2,"repositories":25,"tagsDeleted":610,"tagsKeptByLastTagGuard":2,"repositoriesOmitted":3,"eventsDropped":1,` +
+		`"byRepository":[` + strings.Join(repos, ",") + `]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.status().Retention
+	if r == nil || r.TagsDeleted != 610 || r.Repositories != 25 || r.TagsKeptByLastTagGuard != 2 || r.EventsDropped != 1 ||
+		len(r.ByRepository) != maxRetentionRepositories || r.RepositoriesOmitted != 3+20-maxRetentionRepositories {
+		t.Fatalf("retention status = %+v", r)
+	}
+	if first := r.ByRepository[0]; first.Repository != "team/app00" || first.TagsDeleted != 40 {
+		t.Errorf("first repository %+v", first)
+	}
+	if got := s.describe(); got != "Deleted 610 tags, 30 manifests and 70 blobs (1.0 MiB); the last-tag guard kept 2 tags; 1 tag delete events were not delivered" {
+		t.Errorf("describe = %q", got)
+	}
+	if s, _ := parseCollectorSummary(`{"manifestsDeleted":1}`); s.status().Retention != nil {
+		t.Error("a run without rules reports retention")
+	}
+}
+
 func TestSyncToken(t *testing.T) {
 	a := syncToken(map[string]string{"config.yml": "x", "hold.json": "{}"})
 	if a != syncToken(map[string]string{"hold.json": "{}", "config.yml": "x"}) {
@@ -281,7 +313,7 @@ func TestRecordRunMetrics(t *testing.T) {
 	oStart, oEnd := metav1.NewMicroTime(t0.Add(time.Second)), metav1.NewMicroTime(t0.Add(6*time.Second))
 	ok := gcRun("ok", 0, berthv1alpha1.GCSucceeded)
 	ok.Status.StartTime, ok.Status.CompletionTime = &start, &end
-	ok.Status.Summary = &berthv1alpha1.GarbageCollectionSummary{BytesFreed: 1000}
+	ok.Status.Summary = &berthv1alpha1.GarbageCollectionSummary{BytesFreed: 1000, Retention: &berthv1alpha1.RetentionSummary{TagsDeleted: 7}}
 	ok.Status.WriteOutage = &berthv1alpha1.WriteOutage{Start: &oStart, End: &oEnd}
 	dry := ok.DeepCopy()
 	dry.Spec.DryRun = true
@@ -291,6 +323,7 @@ func TestRecordRunMetrics(t *testing.T) {
 	succeeded := prometheustestutil.ToFloat64(gcRunsTotal.WithLabelValues("succeeded", ""))
 	timeouts := prometheustestutil.ToFloat64(gcRunsTotal.WithLabelValues("failed", berthv1alpha1.GCReasonTimeout))
 	freed := prometheustestutil.ToFloat64(gcBytesFreed)
+	tagsDeleted := prometheustestutil.ToFloat64(gcTagsDeleted)
 	samples := func(h prometheus.Histogram) uint64 {
 		m := &dto.Metric{}
 		if err := h.Write(m); err != nil {
@@ -310,6 +343,9 @@ func TestRecordRunMetrics(t *testing.T) {
 	}
 	if got := prometheustestutil.ToFloat64(gcBytesFreed) - freed; got != 1000 {
 		t.Errorf("bytes freed counted %v, want 1000 (the dry run frees nothing)", got)
+	}
+	if got := prometheustestutil.ToFloat64(gcTagsDeleted) - tagsDeleted; got != 7 {
+		t.Errorf("tags deleted counted %v, want 7 (the dry run deletes none)", got)
 	}
 	if got := samples(gcWriteOutage) - outages; got != 2 {
 		t.Errorf("write outages observed %d, want 2 (the failed run has none)", got)

@@ -227,6 +227,9 @@ func lastGarbageCollection(gc *berthv1alpha1.GarbageCollection) *berthv1alpha1.L
 	}
 	if gc.Status.Summary != nil && !gc.Spec.DryRun {
 		out.BytesFreed = gc.Status.Summary.BytesFreed
+		if r := gc.Status.Summary.Retention; r != nil {
+			out.TagsDeleted = r.TagsDeleted
+		}
 	}
 	if o := gc.Status.WriteOutage; o != nil {
 		out.WriteOutage = o.Duration

@@ -15,6 +15,8 @@ import (
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/gc"
 	"github.com/berth-dev/berth/registryd/hold"
+	"github.com/berth-dev/berth/registryd/notifications"
+	"github.com/berth-dev/berth/registryd/retention"
 	"github.com/berth-dev/berth/registryd/server"
 )
 
@@ -28,7 +30,7 @@ const maxTerminationMessage = 4096
 
 func init() {
 	commands["garbage-collect"] = command{
-		summary: "delete blobs and manifests no tag or manifest references",
+		summary: "delete the tags a retention policy does not keep, then blobs and manifests no tag or manifest references",
 		run:     runGarbageCollect,
 	}
 }
@@ -46,8 +48,9 @@ func runGarbageCollect(ctx context.Context, args []string, stdout, stderr io.Wri
 	holdFile := fs.String("hold-file", "", "read-only hold file: with --hold-id, proof that the registries serving this storage refuse writes; deletions stop before the hold expires")
 	holdID := fs.String("hold-id", "", "the id the hold in --hold-file must have (the GC run's UID)")
 	deadline := fs.String("deadline", "", "RFC 3339 time from which no deletion starts; the run then fails with \"deadline reached\"")
+	retentionPolicy := fs.String("retention-policy", "", "JSON file of tag retention rules: the tags they do not keep are deleted first, and what only those tags reached is collected (see registryd/retention)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: registryd garbage-collect [--dry-run] [--delete-untagged] [--grace-period D] [--deadline T]\n"+
+		fmt.Fprintln(stderr, "usage: registryd garbage-collect [--dry-run] [--delete-untagged] [--retention-policy FILE] [--grace-period D] [--deadline T]\n"+
 			"       [--hold-file PATH --hold-id ID | --allow-writable] [--quiet] [--json] [--workers N] config.yml")
 		fs.PrintDefaults()
 	}
@@ -72,6 +75,7 @@ func runGarbageCollect(ctx context.Context, args []string, stdout, stderr io.Wri
 		dryRun: *dryRun, deleteUntagged: *deleteUntagged, quiet: *quiet,
 		allowWritable: *allowWritable, workers: *workers,
 		gracePeriod: *gracePeriod, holdFile: *holdFile, holdID: *holdID,
+		retentionPolicy: *retentionPolicy,
 	}
 	var sum *gc.Summary
 	err := f.parseDeadline(*deadline)
@@ -105,6 +109,7 @@ type gcFlags struct {
 	gracePeriod                                  time.Duration
 	holdFile, holdID                             string
 	deadline                                     time.Time
+	retentionPolicy                              string
 }
 
 func (f *gcFlags) parseDeadline(s string) error {
@@ -171,6 +176,14 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 	if err := f.check(); err != nil {
 		return nil, err
 	}
+	var policy *retention.Compiled
+	if f.retentionPolicy != "" {
+		p, err := retention.Load(f.retentionPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("--retention-policy %w", err)
+		}
+		policy = p
+	}
 	cfg, _, err := loadConfiguration(configPath)
 	if err != nil {
 		return nil, err
@@ -201,6 +214,7 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 		GracePeriod:    f.gracePeriod,
 		Deadline:       f.deadline,
 		Logger:         logger,
+		Retention:      policy,
 	}
 	switch cfg.Storage.Cache.Kind() {
 	case configuration.CacheRedis:
@@ -222,7 +236,53 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 	case configuration.CacheInMemory:
 		logger.Info("The registries' in-memory blob descriptor caches are dropped when they leave read-only mode")
 	}
-	return gc.Run(ctx, drv, opts)
+	var notifier *notifications.Broadcaster
+	if policy != nil && !f.dryRun {
+		notifier, opts.EventSource = server.NewNotifier(&cfg.Notifications, cfg.HTTP.Addr, logger.With("component", "notifications"), eventQueueSize)
+		if notifier != nil {
+			opts.Events = notifier
+		}
+	}
+	sum, err := gc.Run(ctx, drv, opts)
+	if notifier != nil {
+		sum.Retention.EventsDropped = drainEvents(notifier, f.deadline, logger)
+	}
+	return sum, err
+}
+
+// Delete events of the tags retention deletes go to the configured
+// notifications endpoints, as the registries send theirs. The collector
+// gives each endpoint a larger queue than a registry does
+// (eventQueueSize: a first run of a policy may delete that many tags at
+// once) and, once done, at most eventDrain to deliver what is queued: the
+// registry stays read-only meanwhile, so a listener that is down must not
+// hold it much longer. What is not delivered is counted in the summary
+// (retention.eventsDropped) and logged.
+const (
+	eventQueueSize = 100_000
+	eventDrain     = 10 * time.Second
+)
+
+// drainEvents closes b, delivering what is queued until eventDrain has
+// passed or the deadline is reached, and returns how many events were
+// dropped.
+func drainEvents(b *notifications.Broadcaster, deadline time.Time, log *slog.Logger) int {
+	stop := time.Now().Add(eventDrain)
+	if !deadline.IsZero() && deadline.Before(stop) {
+		stop = deadline
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), stop)
+	defer cancel()
+	_ = b.Close(ctx)
+	dropped := int64(0)
+	for _, e := range b.Endpoints() {
+		st := e.Stats()
+		dropped += st.Dropped
+		if st.Dropped > 0 {
+			log.Warn("Delete events of the tags retention deleted were not delivered", "endpoint", e.Name(), "dropped", st.Dropped, "delivered", st.Delivered)
+		}
+	}
+	return int(dropped)
 }
 
 // redisPingTimeout bounds the check that redis answers before a run.
@@ -249,17 +309,9 @@ func (h minLevel) WithGroup(name string) slog.Handler {
 // writeTerminationLog writes the summary, without the lists, to the
 // termination log when there is one to write to. It never creates the file.
 func writeTerminationLog(sum *gc.Summary) {
-	short := *sum
-	short.Deleted = nil
-	b, err := json.Marshal(&short)
+	b, err := terminationMessage(sum)
 	if err != nil {
 		return
-	}
-	for len(b) > maxTerminationMessage && len(short.Errors) > 0 {
-		short.Errors = short.Errors[:len(short.Errors)/2]
-		if b, err = json.Marshal(&short); err != nil {
-			return
-		}
 	}
 	f, err := os.OpenFile(terminationLogPath, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
@@ -269,11 +321,78 @@ func writeTerminationLog(sum *gc.Summary) {
 	_, _ = f.Write(b)
 }
 
+// terminationMessage is the summary without the lists, within what the
+// kubelet keeps of a termination message: the error messages are halved
+// until they take at most half of it, the tags deleted per repository cut
+// to the repositories that fit (the others counted in
+// retention.repositoriesOmitted; the total stays in tagsDeleted), then the
+// error messages halved again until it fits.
+func terminationMessage(sum *gc.Summary) ([]byte, error) {
+	short := *sum
+	short.Deleted = nil
+	if r := sum.Retention; r != nil {
+		cut := *r
+		short.Retention = &cut
+	}
+	b, err := json.Marshal(&short)
+	if err != nil || len(b) <= maxTerminationMessage {
+		return b, err
+	}
+	for len(short.Errors) > 0 {
+		e, err := json.Marshal(short.Errors)
+		if err != nil {
+			return nil, err
+		}
+		if len(e) <= maxTerminationMessage/2 {
+			break
+		}
+		short.Errors = short.Errors[:len(short.Errors)/2]
+	}
+	if b, err = json.Marshal(&short); err != nil || len(b) <= maxTerminationMessage {
+		return b, err
+	}
+	if r := short.Retention; r != nil && len(r.ByRepository) > 0 {
+		all := r.ByRepository
+		omitted := r.RepositoriesOmitted
+		keep := func(n int) ([]byte, error) {
+			r.ByRepository = all[:n]
+			r.RepositoriesOmitted = omitted + len(all) - n
+			return json.Marshal(&short)
+		}
+		// The most entries that fit: keep(n) grows with n.
+		lo, hi := 0, len(all)
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			if b, err = keep(mid); err != nil {
+				return nil, err
+			}
+			if len(b) <= maxTerminationMessage {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		if b, err = keep(lo); err != nil || len(b) <= maxTerminationMessage {
+			return b, err
+		}
+	}
+	for len(b) > maxTerminationMessage && len(short.Errors) > 0 {
+		short.Errors = short.Errors[:len(short.Errors)/2]
+		if b, err = json.Marshal(&short); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
 func printSummary(w io.Writer, s *gc.Summary, quiet bool) {
 	verb := "deleted"
 	if s.DryRun {
 		verb = "to delete"
 		if !quiet {
+			for _, t := range s.Deleted.Tags {
+				fmt.Fprintf(w, "tag eligible for deletion: %s:%s (%s)\n", t.Repository, t.Tag, t.Digest)
+			}
 			for _, m := range s.Deleted.Manifests {
 				fmt.Fprintf(w, "manifest eligible for deletion: %s@%s\n", m.Repository, m.Digest)
 			}
@@ -287,6 +406,13 @@ func printSummary(w io.Writer, s *gc.Summary, quiet bool) {
 		fmt.Fprintln(w, "dry run: nothing was deleted")
 	}
 	fmt.Fprintf(w, "repositories: %d\n", s.Repositories)
+	if r := s.Retention; r != nil {
+		fmt.Fprintf(w, "tags: %d %s by retention (%d repositories matched one of its %d rules; the last-tag guard kept %d tags)\n",
+			r.TagsDeleted, verb, r.Repositories, r.Rules, r.TagsKeptByLastTagGuard)
+		if r.EventsDropped > 0 {
+			fmt.Fprintf(w, "tag delete events not delivered: %d\n", r.EventsDropped)
+		}
+	}
 	fmt.Fprintf(w, "manifests: %d marked, %d %s (%d tag index entries)\n", s.ManifestsMarked, s.ManifestsDeleted, verb, s.TagIndexEntriesDeleted)
 	fmt.Fprintf(w, "blobs: %d marked, %d %s, %d bytes freed\n", s.BlobsMarked, s.BlobsDeleted, verb, s.BytesFreed)
 	fmt.Fprintf(w, "layer links: %d %s\n", s.LayerLinksDeleted, verb)

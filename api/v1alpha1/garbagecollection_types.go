@@ -49,6 +49,7 @@ const (
 	GCReasonStorageChanged     = "StorageChanged"
 	GCReasonUnsupportedStorage = "UnsupportedStorage"
 	GCReasonNotConfigured      = "RegistryNotConfigured"
+	GCReasonInvalidRetention   = "InvalidRetention"
 	GCReasonReadWriteRestored  = "ReadWriteRestored"
 )
 
@@ -96,6 +97,19 @@ type GarbageCollectionSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+
+	// retention are the tag retention rules the run applies, in order:
+	// the tags they do not keep are deleted first (in a dry run, reported
+	// and kept), then the collection frees what only those tags held,
+	// with or without deleteUntagged. A run the Registry's schedule
+	// creates carries a copy of the Registry's
+	// spec.garbageCollection.retention as it was then; a run created by
+	// hand applies exactly the rules it carries, none when unset (it
+	// never picks up the Registry's). See RetentionRule.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Retention []RetentionRule `json:"retention,omitempty"`
 }
 
 // GarbageCollectionSummary is what the collector reports.
@@ -124,6 +138,10 @@ type GarbageCollectionSummary struct {
 	// duration is how long the collector itself ran, e.g. "1.2s".
 	// +optional
 	Duration string `json:"duration,omitempty"`
+	// retention is what the run's retention rules did; absent for a run
+	// without rules.
+	// +optional
+	Retention *RetentionSummary `json:"retention,omitempty"`
 }
 
 // WriteOutage is the time the registry refused writes because of a run:
@@ -222,6 +240,7 @@ type GarbageCollectionStatus struct {
 // +kubebuilder:resource:shortName=gc
 // +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.spec.registryName`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Tags-Deleted",type=integer,JSONPath=`.status.summary.retention.tagsDeleted`
 // +kubebuilder:printcolumn:name="Freed",type=string,JSONPath=`.status.summary.freed`
 // +kubebuilder:printcolumn:name="Writes-Blocked",type=string,JSONPath=`.status.writeOutage.duration`
 // +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.duration`

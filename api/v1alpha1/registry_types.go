@@ -739,7 +739,7 @@ type ServiceMonitorSpec struct {
 // GarbageCollectionPolicy schedules GarbageCollection runs and bounds
 // how many finished runs are kept.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.schedule) || !(has(self.suspend) || has(self.deleteUntagged) || has(self.dryRun) || has(self.timeout) || has(self.gracePeriod))",message="spec.garbageCollection.schedule: required when suspend, deleteUntagged, dryRun, timeout or gracePeriod is set (they shape scheduled runs)"
+// +kubebuilder:validation:XValidation:rule="has(self.schedule) || !(has(self.suspend) || has(self.deleteUntagged) || has(self.dryRun) || has(self.timeout) || has(self.gracePeriod) || has(self.retention))",message="spec.garbageCollection.schedule: required when suspend, deleteUntagged, dryRun, timeout, gracePeriod or retention is set (they shape scheduled runs)"
 type GarbageCollectionPolicy struct {
 	// schedule in cron syntax (five fields, or @hourly, @daily, ...), in
 	// the time zone of the kube-controller-manager. A CronJob creates a
@@ -775,6 +775,17 @@ type GarbageCollectionPolicy struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	// retention is the tag retention policy of scheduled runs: an ordered
+	// list of rules saying which tags to keep; each run deletes the tags
+	// they do not keep, then collects what those tags held. Every
+	// scheduled run (and `kubectl create job --from=cronjob/<name>-gc`)
+	// carries a copy of the rules as they are when it is created, which
+	// `kubectl get gc -o yaml` shows. Set dryRun to see what a policy
+	// would delete before it deletes anything. See RetentionRule.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Retention []RetentionRule `json:"retention,omitempty"`
 	// successfulRunsHistoryLimit is how many succeeded GarbageCollections
 	// of this Registry are kept (scheduled and manual alike); older ones
 	// are deleted with their collector Job and its logs.
@@ -868,6 +879,9 @@ type LastGarbageCollection struct {
 	// bytesFreed by the run (0 for a dry run).
 	// +optional
 	BytesFreed int64 `json:"bytesFreed,omitempty"`
+	// tagsDeleted by the run's retention rules (0 for a dry run).
+	// +optional
+	TagsDeleted int64 `json:"tagsDeleted,omitempty"`
 	// writeOutage is how long writes were refused, e.g. "4.2s".
 	// +optional
 	WriteOutage string `json:"writeOutage,omitempty"`

@@ -138,7 +138,8 @@ func HoldConfigMap(reg *berthv1alpha1.Registry, h *hold.Hold) (*corev1.ConfigMap
 // CollectorJob runs `registryd garbage-collect` for run gc against reg's
 // storage: the pod is the Deployment's pod (config, credentials, volume,
 // security context) with the collector's arguments. It proves the hold
-// (hold file and run UID) and stops deleting at deadline. nodeName, when
+// (hold file and run UID) and stops deleting at deadline. A run with
+// retention rules mounts them from RetentionConfigMap. nodeName, when
 // set, pins the pod to the node where reg's ReadWriteOnce volume is
 // mounted.
 func CollectorJob(reg *berthv1alpha1.Registry, gc *berthv1alpha1.GarbageCollection, rendered *Rendered, image, nodeName string, deadline time.Time, now time.Time) *batchv1.Job {
@@ -160,6 +161,13 @@ func CollectorJob(reg *berthv1alpha1.Registry, gc *berthv1alpha1.GarbageCollecti
 	}
 	if gc.Spec.DeleteUntagged {
 		c.Args = append(c.Args, "--delete-untagged")
+	}
+	if len(gc.Spec.Retention) > 0 {
+		c.Args = append(c.Args, "--retention-policy", RetentionDir+"/"+RetentionFile)
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "retention", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: RetentionConfigMapName(gc)}},
+		}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "retention", MountPath: RetentionDir, ReadOnly: true})
 	}
 	c.Args = append(c.Args, ConfigDir+"/"+ConfigFile)
 	c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
@@ -332,8 +340,9 @@ func GCTriggerServiceAccount(reg *berthv1alpha1.Registry) *corev1.ServiceAccount
 }
 
 // GCTriggerRole allows creating GarbageCollections in reg's namespace and
-// nothing else (not even reading them: a retried trigger learns that its
-// run exists from the AlreadyExists answer).
+// reading reg itself (the trigger copies its retention rules into the run),
+// nothing else: not even reading runs (a retried trigger learns that its
+// run exists from the AlreadyExists answer) or other Registries.
 func GCTriggerRole(reg *berthv1alpha1.Registry) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
@@ -342,6 +351,11 @@ func GCTriggerRole(reg *berthv1alpha1.Registry) *rbacv1.Role {
 			APIGroups: []string{berthv1alpha1.GroupVersion.Group},
 			Resources: []string{"garbagecollections"},
 			Verbs:     []string{"create"},
+		}, {
+			APIGroups:     []string{berthv1alpha1.GroupVersion.Group},
+			Resources:     []string{"registries"},
+			ResourceNames: []string{reg.Name},
+			Verbs:         []string{"get"},
 		}},
 	}
 }

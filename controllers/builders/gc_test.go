@@ -168,8 +168,10 @@ func TestGCCronJob(t *testing.T) {
 	}
 
 	role := GCTriggerRole(reg)
-	if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Verbs, []string{"create"}) || !slices.Equal(role.Rules[0].Resources, []string{"garbagecollections"}) {
-		t.Errorf("the trigger may do more than create GarbageCollections: %+v", role.Rules)
+	if len(role.Rules) != 2 || !slices.Equal(role.Rules[0].Verbs, []string{"create"}) || !slices.Equal(role.Rules[0].Resources, []string{"garbagecollections"}) ||
+		!slices.Equal(role.Rules[1].Verbs, []string{"get"}) || !slices.Equal(role.Rules[1].Resources, []string{"registries"}) ||
+		!slices.Equal(role.Rules[1].ResourceNames, []string{reg.Name}) {
+		t.Errorf("the trigger may do more than create GarbageCollections and read its Registry: %+v", role.Rules)
 	}
 	rb := GCTriggerRoleBinding(reg)
 	if rb.RoleRef.Name != role.Name || rb.Subjects[0].Name != GCTriggerServiceAccount(reg).Name || rb.Subjects[0].Namespace != reg.Namespace {

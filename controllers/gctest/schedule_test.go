@@ -25,7 +25,7 @@ var _ = Describe("A garbage collection schedule", func() {
 	var ctx context.Context
 	BeforeEach(func() { ctx = context.Background() })
 
-	It("creates a CronJob whose trigger may only create GarbageCollections, and removes it with the schedule", func() {
+	It("creates a CronJob whose trigger may only create GarbageCollections and read its Registry, and removes it with the schedule", func() {
 		e := setup(ctx, 1, func(reg *berthv1alpha1.Registry) {
 			reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{
 				Schedule: "30 2 * * *", DeleteUntagged: true, Timeout: &metav1.Duration{Duration: 20 * time.Minute},
@@ -50,16 +50,23 @@ var _ = Describe("A garbage collection schedule", func() {
 			Expect(metav1.IsControlledBy(obj, reg)).To(BeTrue(), "%T is not owned by the Registry", obj)
 		}
 
-		By("letting the trigger's ServiceAccount create GarbageCollections there and nothing else")
+		By("letting the trigger's ServiceAccount create GarbageCollections there and read its Registry, nothing else")
 		sa := impersonate("system:serviceaccount:" + e.ns + ":reg-gc-trigger")
 		gc := &berthv1alpha1.GarbageCollection{ObjectMeta: metav1.ObjectMeta{Name: "by-trigger", Namespace: e.ns},
 			Spec: berthv1alpha1.GarbageCollectionSpec{RegistryName: "reg", DryRun: true}}
 		Eventually(func() error { return sa.Create(ctx, gc.DeepCopy()) }).Should(Succeed())
+		Expect(sa.Get(ctx, key("reg"), &berthv1alpha1.Registry{})).To(Succeed())
+		other := registryWithReplicas(e.ns, "other", 1)
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		Expect(apierrors.IsForbidden(sa.Get(ctx, key("other"), &berthv1alpha1.Registry{}))).To(BeTrue())
+		Expect(apierrors.IsForbidden(sa.List(ctx, &berthv1alpha1.RegistryList{}, client.InNamespace(e.ns)))).To(BeTrue())
+		reg.Spec.ReadOnly = true
+		Expect(apierrors.IsForbidden(sa.Update(ctx, reg))).To(BeTrue())
 		Expect(apierrors.IsForbidden(sa.List(ctx, &berthv1alpha1.GarbageCollectionList{}, client.InNamespace(e.ns)))).To(BeTrue())
 		Expect(apierrors.IsForbidden(sa.Delete(ctx, gc))).To(BeTrue())
 		Expect(apierrors.IsForbidden(sa.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: e.ns}}))).To(BeTrue())
-		other := newNamespace(ctx)
-		Expect(apierrors.IsForbidden(sa.Create(ctx, &berthv1alpha1.GarbageCollection{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: other},
+		otherNS := newNamespace(ctx)
+		Expect(apierrors.IsForbidden(sa.Create(ctx, &berthv1alpha1.GarbageCollection{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: otherNS},
 			Spec: berthv1alpha1.GarbageCollectionSpec{RegistryName: "reg"}}))).To(BeTrue())
 
 		By("suspending")

@@ -1,8 +1,10 @@
 // Package gctrigger is the manager's gc-trigger command: the process a
-// Registry's garbage collection CronJob runs. It creates one
-// GarbageCollection for the Registry and exits; the GarbageCollection
-// controller does the rest. It needs only the right to create
-// GarbageCollections in its namespace (the Role the operator gives the
+// Registry's garbage collection CronJob runs. It reads the Registry, creates
+// one GarbageCollection for it carrying a copy of the Registry's
+// spec.garbageCollection.retention as it is now (so the run records the
+// rules it applies), and exits; the GarbageCollection controller does the
+// rest. It needs only the right to create GarbageCollections in its
+// namespace and to read that one Registry (the Role the operator gives the
 // CronJob's ServiceAccount).
 //
 // The run is named after the trigger pod's Job (env JOB_NAME), so a trigger
@@ -43,6 +45,8 @@ type Options struct {
 	DryRun         bool
 	Timeout        time.Duration
 	GracePeriod    time.Duration
+	// Retention are the rules the run applies.
+	Retention []berthv1alpha1.RetentionRule
 }
 
 // GarbageCollection is the run o describes.
@@ -59,6 +63,7 @@ func (o Options) GarbageCollection() *berthv1alpha1.GarbageCollection {
 			DryRun:         o.DryRun,
 			Timeout:        &metav1.Duration{Duration: o.Timeout},
 			GracePeriod:    &metav1.Duration{Duration: o.GracePeriod},
+			Retention:      o.Retention,
 		},
 	}
 	if len(o.Registry) > 63 {
@@ -133,13 +138,21 @@ func Main(ctx context.Context, args []string, config func() (*rest.Config, error
 		fmt.Fprintln(stderr, "gc-trigger:", err)
 		return 1
 	}
+	reg := &berthv1alpha1.Registry{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: o.Registry}, reg); err != nil {
+		fmt.Fprintf(stderr, "gc-trigger: reading Registry %s/%s for its retention rules: %v\n", o.Namespace, o.Registry, err)
+		return 1
+	}
+	if p := reg.Spec.GarbageCollection; p != nil {
+		o.Retention = p.Retention
+	}
 	gc, created, err := Create(ctx, c, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "gc-trigger:", err)
 		return 1
 	}
 	if created {
-		fmt.Fprintf(stdout, "Created GarbageCollection %s/%s for Registry %s\n", gc.Namespace, gc.Name, o.Registry)
+		fmt.Fprintf(stdout, "Created GarbageCollection %s/%s for Registry %s with %d retention rules\n", gc.Namespace, gc.Name, o.Registry, len(o.Retention))
 	} else {
 		fmt.Fprintf(stdout, "GarbageCollection %s/%s exists already\n", gc.Namespace, gc.Name)
 	}

@@ -1,9 +1,30 @@
 // Package gc is registryd's garbage collector: a mark and sweep over the
 // Distribution-compatible layout of package storage, run by
 //
-//	registryd garbage-collect [--dry-run] [--delete-untagged] [--grace-period D]
-//	    [--deadline T] [--hold-file PATH --hold-id ID | --allow-writable]
+//	registryd garbage-collect [--dry-run] [--delete-untagged] [--retention-policy FILE]
+//	    [--grace-period D] [--deadline T] [--hold-file PATH --hold-id ID | --allow-writable]
 //	    [--quiet] [--json] [--workers N] config.yml
+//
+// # Retention
+//
+// With a retention policy (Options.Retention, --retention-policy; the rules
+// are package retention's), the tags its rules do not keep are deleted
+// first, and the collection then frees what only they reached. While
+// marking, each repository a rule applies to has its tags read with their
+// push times and decided on; the mark then treats the tags to delete as
+// gone:
+//
+//   - with DeleteUntagged, only the tags kept are roots, as always;
+//   - without it every revision stays live except those only deleted tags
+//     named (orphaned by retention) and the untagged referrers of
+//     orphaned revisions (signatures, SBOMs): retention frees what it
+//     untags even when untagged manifests are otherwise kept. A manifest
+//     that was untagged before the run is kept, as without a policy.
+//
+// The grace period then applies as to any untagged revision: a tag is
+// deleted whatever its age (the rules decide, see package retention), but
+// a manifest whose revision link is younger than the grace period stays,
+// with what it references, until a later run.
 //
 // # Mark
 //
@@ -69,16 +90,26 @@
 // In this order, so that an interrupted run leaves a consistent store and a
 // re-run finishes the job:
 //
-//  1. each repository's dead revisions (only with DeleteUntagged): the tag
-//     index entries that name them, then the revision link;
+//  1. the tags retention deletes and the dead revisions, in units: a dead
+//     revision with the deleted tags that name it (each tag's whole
+//     directory, as a client's DELETE of a tag), then the tag index
+//     entries of kept tags that name it, then its revision link; a deleted
+//     tag whose revision stays is a unit of its own. Tags go first, so no
+//     tag is left pointing at a missing revision, and a unit that started
+//     runs to its end, deadline or not (its deletions are one deletion for
+//     the deadline's margin), so a run stopped by its deadline never
+//     leaves a revision its retention tags orphaned undeleted: without
+//     DeleteUntagged a later run could no longer tell it from one pushed
+//     untagged. A tag that cannot be deleted keeps its revision and stops
+//     the run before any blob (what it reaches must stay);
 //  2. every blob under blobs/ outside the live set, found in one driver Walk
 //     of blobs/ (no per-blob round trip);
 //  3. each repository's _layers links to a digest outside the live set.
 //
-// A deletion that fails is reported and the run goes on; the blob of a
-// manifest whose revision could not be removed, and the _layers links of a
-// blob that could not be removed, are kept, so nothing left behind points
-// at missing content. The run then fails (non-zero exit) and a re-run
+// A deletion that fails is reported and the run goes on (except a tag's,
+// above); the blob of a manifest whose revision could not be removed, and
+// the _layers links of a blob that could not be removed, are kept, so
+// nothing left behind points at missing content. The run then fails (non-zero exit) and a re-run
 // finishes the job. Memory grows with the live digests, the repository
 // names and what is to be deleted; no path list of the store is held.
 //
@@ -122,17 +153,34 @@
 // hold.ExpiryMargin (10s) before the hold's expiry, so an expired hold never
 // overlaps a sweep.
 //
+// # Notifications
+//
+// Every tag retention deletes is reported to Options.Events as the delete
+// event a client's DELETE /v2/<name>/manifests/<tag> produces: action
+// delete, a target with the repository and the tag. No HTTP request caused
+// it, so the request carries only an id, the method DELETE and the user
+// agent EventUserAgent; the actor is empty. The command sends them to the
+// notifications endpoints of its configuration (source: its host and the
+// port of http.addr, a random instance id), waits up to 10 s for them to
+// be delivered once the run is done, and counts what was not delivered
+// (retention.eventsDropped). A dry run sends nothing. Manifests and blobs
+// the collection deletes send no event, as in Distribution.
+//
 // # Output
 //
 // Progress is logged with slog to stderr (the configuration's log level and
 // formatter; --quiet keeps only warnings and errors). The summary — counts
 // of repositories, manifests marked and deleted, tag index entries, blobs
 // marked and deleted, bytes freed, _layers links deleted, what the grace
-// period kept, duration, errors —
+// period kept, what retention did (rules, repositories a rule applied to,
+// tags deleted in all and per repository, tags the last-tag guard kept),
+// duration, errors —
 // goes to stdout as text, or with --json as one JSON object (Summary) that
-// also lists every deleted manifest, blob and _layers link. With --dry-run
-// nothing is deleted and the same counts and lists name exactly what a real
-// run would delete. When /dev/termination-log is writable (a Kubernetes
-// container) the summary is written there too, without the lists: the
-// kubelet keeps at most 4096 bytes of it.
+// also lists every deleted tag, manifest, blob and _layers link. With
+// --dry-run nothing is deleted and the same counts and lists name exactly
+// what a real run would delete. When /dev/termination-log is writable (a
+// Kubernetes container) the summary is written there too, without the
+// lists and within the 4096 bytes the kubelet keeps: the per-repository
+// tag counts are cut to those that fit (most first; the rest counted in
+// retention.repositoriesOmitted) and the error messages halved.
 package gc

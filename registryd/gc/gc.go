@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/notifications"
+	"github.com/berth-dev/berth/registryd/retention"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -55,6 +57,17 @@ type Options struct {
 	// deletes: a blob descriptor cache shared with the registries serving
 	// the storage (redis). A failed eviction counts as a failed deletion.
 	Cache storage.BlobDescriptorCache
+	// Retention, when set, deletes the tags its rules do not keep, before
+	// anything else; what only those tags reached is then collected like
+	// any garbage, with or without DeleteUntagged (see the package
+	// documentation).
+	Retention *retention.Compiled
+	// Events, when set, receives a delete event for every tag retention
+	// deletes, the event a client's DELETE of the tag produces (not in a
+	// dry run).
+	Events notifications.Sink
+	// EventSource identifies the collector in those events.
+	EventSource notifications.Source
 }
 
 // RepositoryDigest names a manifest revision or a _layers link.
@@ -69,9 +82,19 @@ type Blob struct {
 	Size   int64         `json:"size"`
 }
 
+// RepositoryTag names a tag.
+type RepositoryTag struct {
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+	// Digest is what the tag pointed at.
+	Digest digest.Digest `json:"digest"`
+}
+
 // Deleted lists what a run deleted (or, in a dry run, would delete), each
 // list sorted.
 type Deleted struct {
+	// Tags are the tags retention deleted.
+	Tags       []RepositoryTag    `json:"tags"`
 	Manifests  []RepositoryDigest `json:"manifests"`
 	Blobs      []Blob             `json:"blobs"`
 	LayerLinks []RepositoryDigest `json:"layerLinks"`
@@ -102,8 +125,39 @@ type Summary struct {
 	ErrorCount         int      `json:"errorCount"`
 	Errors             []string `json:"errors,omitempty"`
 	// Error is why the run stopped early, if it did.
-	Error   string   `json:"error,omitempty"`
-	Deleted *Deleted `json:"deleted,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Retention is what the retention policy did; nil without one.
+	Retention *RetentionSummary `json:"retention,omitempty"`
+	Deleted   *Deleted          `json:"deleted,omitempty"`
+}
+
+// RetentionSummary is what a retention policy did (or, in a dry run, would
+// do).
+type RetentionSummary struct {
+	// Rules is the number of rules of the policy.
+	Rules int `json:"rules"`
+	// Repositories counts the repositories a rule applied to.
+	Repositories int `json:"repositories"`
+	// TagsDeleted counts the tags deleted.
+	TagsDeleted int `json:"tagsDeleted"`
+	// TagsKeptByLastTagGuard counts the tags the last-tag guard kept: one
+	// per repository whose every tag the rule would have deleted.
+	TagsKeptByLastTagGuard int `json:"tagsKeptByLastTagGuard"`
+	// ByRepository counts the tags deleted per repository, most first
+	// (then by name). The termination log keeps as many as fit.
+	ByRepository []RepositoryTags `json:"byRepository,omitempty"`
+	// RepositoriesOmitted is how many repositories with deleted tags
+	// ByRepository leaves out.
+	RepositoriesOmitted int `json:"repositoriesOmitted,omitempty"`
+	// EventsDropped counts the delete events of deleted tags not delivered
+	// to a notifications endpoint (set by the caller that delivers them).
+	EventsDropped int `json:"eventsDropped,omitempty"`
+}
+
+// RepositoryTags counts the tags deleted in a repository.
+type RepositoryTags struct {
+	Repository  string `json:"repository"`
+	TagsDeleted int    `json:"tagsDeleted"`
 }
 
 // Duration is how long the run took.
@@ -150,12 +204,17 @@ func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary,
 			DryRun:             opts.DryRun,
 			DeleteUntagged:     opts.DeleteUntagged,
 			GracePeriodSeconds: opts.GracePeriod.Seconds(),
-			Deleted:            &Deleted{Manifests: []RepositoryDigest{}, Blobs: []Blob{}, LayerLinks: []RepositoryDigest{}},
+			Deleted:            &Deleted{Tags: []RepositoryTag{}, Manifests: []RepositoryDigest{}, Blobs: []Blob{}, LayerLinks: []RepositoryDigest{}},
 		},
 	}
+	c.start = opts.Now()
 	attrs := []any{"dryRun", opts.DryRun, "deleteUntagged", opts.DeleteUntagged, "workers", opts.Workers, "gracePeriod", opts.GracePeriod.String()}
+	if opts.Retention != nil {
+		c.sum.Retention = &RetentionSummary{Rules: opts.Retention.Rules()}
+		attrs = append(attrs, "retentionRules", opts.Retention.Rules())
+	}
 	if opts.GracePeriod > 0 {
-		c.youngAfter = opts.Now().Add(-opts.GracePeriod)
+		c.youngAfter = c.start.Add(-opts.GracePeriod)
 		attrs = append(attrs, "keepModifiedAfter", c.youngAfter.UTC().Format(time.RFC3339))
 	}
 	if !opts.Deadline.IsZero() {
@@ -165,6 +224,12 @@ func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary,
 	err := c.run(ctx)
 	c.sum.DurationSeconds = time.Since(start).Seconds()
 	d := c.sum.Deleted
+	slices.SortFunc(d.Tags, func(a, b RepositoryTag) int {
+		return cmp.Or(strings.Compare(a.Repository, b.Repository), strings.Compare(a.Tag, b.Tag))
+	})
+	if r := c.sum.Retention; r != nil && len(c.tagsDeleted) > 0 {
+		r.ByRepository = byRepository(c.tagsDeleted)
+	}
 	slices.SortFunc(d.Manifests, compareRepositoryDigest)
 	slices.SortFunc(d.LayerLinks, compareRepositoryDigest)
 	slices.SortFunc(d.Blobs, func(a, b Blob) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
@@ -200,6 +265,9 @@ type collector struct {
 	opts  Options
 	log   *slog.Logger
 
+	// start is when the run started, by Options.Now: retention's push
+	// times are judged against it.
+	start time.Time
 	// youngAfter is the grace period's cutoff: content modified after it
 	// is young. Zero without a grace period.
 	youngAfter time.Time
@@ -209,17 +277,20 @@ type collector struct {
 
 	mu sync.Mutex
 	// marked holds what the mark phase keeps: true for digests live
-	// through tags (or every revision, without DeleteUntagged), false for
-	// those kept only by the grace period.
+	// through tags (or every revision retention did not orphan, without
+	// DeleteUntagged), false for those kept only by the grace period.
 	marked map[digest.Digest]bool
 	sum    *Summary
 	// repos holds every repository name, for the _layers pass.
 	repos []string
-	// plans holds the repositories that have dead revisions.
+	// plans holds the repositories that have dead revisions or tags to
+	// delete.
 	plans []*repoPlan
 	// keptBlobs are unmarked blobs that must stay because a deletion that
 	// should have come first failed.
 	keptBlobs map[digest.Digest]struct{}
+	// tagsDeleted counts the tags retention deleted, per repository.
+	tagsDeleted map[string]int
 }
 
 func (c *collector) run(ctx context.Context) error {
@@ -234,9 +305,12 @@ func (c *collector) run(ctx context.Context) error {
 	if c.expired() {
 		return fmt.Errorf("%w after marking: nothing was deleted", ErrDeadline)
 	}
-	c.sweepManifests(ctx)
+	failedTags := c.sweepManifests(ctx)
 	if c.expired() {
-		return c.stoppedError("manifests")
+		return c.stoppedError("tags and manifests")
+	}
+	if failedTags > 0 {
+		return fmt.Errorf("%w: %d tags could not be deleted, so no blob was deleted (what those tags reach must stay)", ErrPartial, failedTags)
 	}
 	c.pruneReferrersIndexes(ctx)
 	if err := c.sweepBlobs(ctx); err != nil {
@@ -331,6 +405,12 @@ func (c *collector) deleteDir(ctx context.Context, p string) error {
 	if c.expired() {
 		return errStopped
 	}
+	return c.deleteNow(ctx, p)
+}
+
+// deleteNow is deleteDir without the deadline: for the deletions of a unit
+// already started (sweepManifests).
+func (c *collector) deleteNow(ctx context.Context, p string) error {
 	if c.opts.DryRun {
 		return nil
 	}
@@ -338,4 +418,16 @@ func (c *collector) deleteDir(ctx context.Context, p string) error {
 		return err
 	}
 	return nil
+}
+
+// byRepository lists counts, most tags first, then by name.
+func byRepository(counts map[string]int) []RepositoryTags {
+	out := make([]RepositoryTags, 0, len(counts))
+	for repo, n := range counts {
+		out = append(out, RepositoryTags{Repository: repo, TagsDeleted: n})
+	}
+	slices.SortFunc(out, func(a, b RepositoryTags) int {
+		return cmp.Or(cmp.Compare(b.TagsDeleted, a.TagsDeleted), strings.Compare(a.Repository, b.Repository))
+	})
+	return out
 }

@@ -365,6 +365,14 @@ func (m *model) build(ops int) {
 // digests it keeps in the blob store. With referrers false the subject
 // relation keeps nothing (Distribution's rules).
 func (m *model) live(deleteUntagged, referrers bool) (map[string]map[digest.Digest]bool, map[digest.Digest]bool) {
+	return m.liveAfterRetention(deleteUntagged, referrers, nil)
+}
+
+// liveAfterRetention is live once retention deleted tags: orphaned names,
+// per repository, the manifests only deleted tags pointed at. Without
+// deleteUntagged every other manifest is a root, except untagged referrers
+// of a manifest of the repository, which live only through their subject.
+func (m *model) liveAfterRetention(deleteUntagged, referrers bool, orphaned map[string]map[digest.Digest]bool) (map[string]map[digest.Digest]bool, map[digest.Digest]bool) {
 	perRepo := map[string]map[digest.Digest]bool{}
 	blobs := map[digest.Digest]bool{}
 	for _, repo := range m.repos {
@@ -372,6 +380,17 @@ func (m *model) live(deleteUntagged, referrers bool) (map[string]map[digest.Dige
 		var stack []digest.Digest
 		if deleteUntagged {
 			for _, d := range repo.tags {
+				stack = append(stack, d)
+			}
+		} else if len(orphaned[repo.name]) > 0 {
+			tagged := map[digest.Digest]bool{}
+			for _, d := range repo.tags {
+				tagged[d] = true
+			}
+			for d, rec := range repo.manifests {
+				if orphaned[repo.name][d] || (!tagged[d] && rec.subject != "" && repo.manifests[rec.subject] != nil) {
+					continue
+				}
 				stack = append(stack, d)
 			}
 		} else {

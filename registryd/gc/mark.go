@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/retention"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -53,6 +54,8 @@ type node struct {
 // repoPlan is what the sweep must remove from one repository.
 type repoPlan struct {
 	name string
+	// pruned are the tags retention deletes, sorted.
+	pruned []retention.Tag
 	// dead revisions, sorted, and the tags whose index names each.
 	dead     []digest.Digest
 	tagIndex map[digest.Digest][]string
@@ -137,32 +140,87 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 		}
 	}
 
-	var tags []string
-	roots := make([]digest.Digest, 0, len(nodes))
-	if c.opts.DeleteUntagged {
-		tags, err = c.store.Tags(ctx, name)
+	plan := &repoPlan{name: name}
+	rule := -1
+	if c.opts.Retention != nil {
+		rule = c.opts.Retention.Match(name)
+	}
+	var tags []storage.TagInfo
+	if c.opts.DeleteUntagged || rule >= 0 {
+		tags, err = c.store.TagInfos(ctx, name)
 		if err != nil && !errors.Is(err, storage.ErrRepositoryUnknown) {
 			return err
 		}
-		for _, tag := range tags {
-			d, err := c.store.ResolveTag(ctx, name, tag)
-			if errors.Is(err, storage.ErrTagUnknown) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("tag %s: %w", tag, err)
-			}
-			if nodes[d] == nil {
-				c.log.Warn("Tag points at no manifest of its repository", "repository", name, "tag", tag, "digest", d)
-				continue
-			}
-			roots = append(roots, d)
+	}
+	var guarded int
+	if rule >= 0 {
+		rtags := make([]retention.Tag, len(tags))
+		for i, t := range tags {
+			rtags[i] = retention.Tag{Name: t.Name, Digest: t.Digest, Pushed: t.Pushed}
 		}
-	} else {
+		dec := c.opts.Retention.Apply(name, rtags, c.start)
+		plan.pruned = dec.Delete
+		if dec.Guarded {
+			guarded = 1
+			c.log.Warn("Retention would delete every tag of the repository; the last-tag guard keeps the most recent",
+				"repository", name, "rule", dec.Rule, "tag", dec.Keep[0].Name)
+		}
+		for _, t := range dec.Delete {
+			c.log.Debug("Tag not kept by retention", "repository", name, "tag", t.Name, "digest", t.Digest, "pushed", t.Pushed.UTC().Format(time.RFC3339), "rule", dec.Rule)
+		}
+	}
+	pruned := make(map[string]bool, len(plan.pruned))
+	for _, t := range plan.pruned {
+		pruned[t.Name] = true
+	}
+	// kept are the tags left once retention is done: every tag the
+	// collection keeps, and whose history is pruned with dead revisions.
+	var kept []string
+	tagged := make(map[digest.Digest]bool)
+	for _, t := range tags {
+		if !pruned[t.Name] {
+			kept = append(kept, t.Name)
+			tagged[t.Digest] = true
+		}
+	}
+
+	roots := make([]digest.Digest, 0, len(nodes))
+	switch {
+	case c.opts.DeleteUntagged:
+		for _, t := range tags {
+			if pruned[t.Name] {
+				continue
+			}
+			if nodes[t.Digest] == nil {
+				c.log.Warn("Tag points at no manifest of its repository", "repository", name, "tag", t.Name, "digest", t.Digest)
+				continue
+			}
+			roots = append(roots, t.Digest)
+		}
+	case len(plan.pruned) == 0:
 		for _, d := range revs {
 			if nodes[d] != nil {
 				roots = append(roots, d)
 			}
+		}
+	default:
+		// Without DeleteUntagged every revision is live, except those
+		// only the pruned tags named (orphaned): what retention frees.
+		// Untagged referrers of a revision of the repository are not
+		// roots, so those of an orphaned revision go with it; the closure
+		// brings back those of every live one.
+		orphaned := make(map[digest.Digest]bool)
+		for _, t := range plan.pruned {
+			if !tagged[t.Digest] {
+				orphaned[t.Digest] = true
+			}
+		}
+		for _, d := range revs {
+			n := nodes[d]
+			if n == nil || orphaned[d] || (!tagged[d] && n.subject != "" && nodes[n.subject] != nil) {
+				continue
+			}
+			roots = append(roots, d)
 		}
 	}
 
@@ -170,22 +228,21 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	var kept map[digest.Digest]bool
+	var young map[digest.Digest]bool
 	var youngMarks []digest.Digest
 	if !c.youngAfter.IsZero() {
-		if kept, youngMarks, err = c.markYoung(ctx, name, revs, nodes, live); err != nil {
+		if young, youngMarks, err = c.markYoung(ctx, name, revs, nodes, live); err != nil {
 			return err
 		}
 	}
 
-	plan := &repoPlan{name: name}
 	for _, d := range revs {
-		if nodes[d] != nil && !live[d] && !kept[d] {
+		if nodes[d] != nil && !live[d] && !young[d] {
 			plan.dead = append(plan.dead, d)
 		}
 	}
 	if len(plan.dead) > 0 {
-		if plan.tagIndex, err = c.tagIndexEntries(ctx, name, tags, plan.dead); err != nil {
+		if plan.tagIndex, err = c.tagIndexEntries(ctx, name, kept, plan.dead); err != nil {
 			return err
 		}
 	}
@@ -203,11 +260,16 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 	c.repos = append(c.repos, name)
 	c.sum.Repositories++
 	c.sum.ManifestsMarked += len(live)
-	c.sum.ManifestsKeptYoung += len(kept)
-	if len(plan.dead) > 0 {
+	c.sum.ManifestsKeptYoung += len(young)
+	if rule >= 0 {
+		c.sum.Retention.Repositories++
+		c.sum.Retention.TagsKeptByLastTagGuard += guarded
+	}
+	if len(plan.dead) > 0 || len(plan.pruned) > 0 {
 		c.plans = append(c.plans, plan)
 	}
-	c.log.Debug("Marked repository", "repository", name, "manifests", len(nodes), "live", len(live), "keptYoung", len(kept), "dead", len(plan.dead))
+	c.log.Debug("Marked repository", "repository", name, "manifests", len(nodes), "live", len(live), "keptYoung", len(young),
+		"dead", len(plan.dead), "tagsPruned", len(plan.pruned))
 	return nil
 }
 
@@ -222,10 +284,8 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 // link, and a client that pushed such a blob just before read-only, whose
 // manifest PUT was refused, would otherwise find it swept when it retries.
 func (c *collector) markYoung(ctx context.Context, name string, revs []digest.Digest, nodes map[digest.Digest]*node, live map[digest.Digest]bool) (map[digest.Digest]bool, []digest.Digest, error) {
-	if !c.opts.DeleteUntagged {
-		// Every revision is live already.
-		return nil, nil, nil
-	}
+	// Without DeleteUntagged the only revisions not live are those
+	// retention orphaned.
 	var roots []digest.Digest
 	for _, d := range revs {
 		if nodes[d] == nil || live[d] {

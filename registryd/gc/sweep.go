@@ -4,46 +4,121 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path"
+	"sync/atomic"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/notifications"
+	"github.com/berth-dev/berth/registryd/retention"
 	"github.com/berth-dev/berth/registryd/storage"
 )
 
-// deadManifest is one revision to remove.
-type deadManifest struct {
-	plan   *repoPlan
+// unit is one deletion of the sweep's first phase, in a repository: a
+// revision with the tags retention deletes that name it, or such a tag
+// alone when its revision stays (another tag or the grace period keeps it).
+type unit struct {
+	plan *repoPlan
+	// digest is the dead revision; "" for a tag whose revision stays.
 	digest digest.Digest
+	// tags are the tags retention deletes that point at digest.
+	tags []retention.Tag
 }
 
-// sweepManifests removes dead revisions: the tag index entries naming
-// each, then its revision link. When that fails the manifest's blob is
-// kept, so the revision left behind still has its content.
-func (c *collector) sweepManifests(ctx context.Context) {
-	var items []deadManifest
+// units lists the first phase's deletions: every dead revision, with the
+// pruned tags naming it, and every other pruned tag on its own.
+func (c *collector) units() []unit {
+	var out []unit
 	for _, p := range c.plans {
+		byDigest := make(map[digest.Digest][]retention.Tag)
+		for _, t := range p.pruned {
+			byDigest[t.Digest] = append(byDigest[t.Digest], t)
+		}
 		for _, d := range p.dead {
-			items = append(items, deadManifest{plan: p, digest: d})
+			out = append(out, unit{plan: p, digest: d, tags: byDigest[d]})
+			delete(byDigest, d)
+		}
+		for _, t := range p.pruned {
+			if _, ok := byDigest[t.Digest]; ok {
+				out = append(out, unit{plan: p, tags: []retention.Tag{t}})
+			}
 		}
 	}
+	return out
+}
+
+// sweepManifests removes the tags retention deletes and the dead
+// revisions, one unit at a time: the unit's tags (each with its history,
+// the tag's directory, as a client's DELETE of the tag does), then the
+// tag index entries naming the revision, then its revision link. Tags go
+// first, so that no tag is left pointing at a missing revision. A unit
+// starts only before the deadline and then runs to its end (it is one
+// deletion for the deadline's margin): a revision is never left behind
+// untagged by its retention tags yet undeleted, which a later run without
+// DeleteUntagged would no longer recognise as garbage.
+//
+// When a tag cannot be deleted its revision stays, with its blob; the
+// call returns how many tags failed, and the run then deletes no blob:
+// what that tag reaches must stay. When a revision cannot be removed its
+// blob is kept, so the revision left behind still has its content.
+func (c *collector) sweepManifests(ctx context.Context) (tagFailures int) {
+	items := c.units()
 	if len(items) == 0 {
-		return
+		return 0
 	}
-	c.log.Info("Deleting manifests", "count", len(items), "dryRun", c.opts.DryRun)
-	parallel(ctx, c.opts.Workers, items, func(ctx context.Context, it deadManifest) {
+	tags, manifests := 0, 0
+	for _, it := range items {
+		tags += len(it.tags)
+		if it.digest != "" {
+			manifests++
+		}
+	}
+	c.log.Info("Deleting tags and manifests", "tags", tags, "manifests", manifests, "dryRun", c.opts.DryRun)
+	var failed atomic.Int64
+	parallel(ctx, c.opts.Workers, items, func(ctx context.Context, it unit) {
+		if c.expired() {
+			return
+		}
 		name, d := it.plan.name, it.digest
+		for _, t := range it.tags {
+			if err := c.deleteNow(ctx, storage.TagPath(name, t.Name)); err != nil {
+				c.fail(fmt.Errorf("tag %s:%s: %w", name, t.Name, err))
+				failed.Add(1)
+				if d != "" {
+					c.keepBlob(d)
+				}
+				return
+			}
+			if !c.opts.DryRun {
+				c.emitTagDeleted(name, t.Name)
+			}
+			c.log.Debug("Deleted tag", "repository", name, "tag", t.Name, "digest", t.Digest, "dryRun", c.opts.DryRun)
+			c.count(func(s *Summary) {
+				s.Retention.TagsDeleted++
+				if c.tagsDeleted == nil {
+					c.tagsDeleted = make(map[string]int)
+				}
+				c.tagsDeleted[name]++
+				s.Deleted.Tags = append(s.Deleted.Tags, RepositoryTag{Repository: name, Tag: t.Name, Digest: t.Digest})
+			})
+		}
+		if d == "" {
+			return
+		}
 		tags := it.plan.tagIndex[d]
 		for i, tag := range tags {
-			if err := c.deleteDir(ctx, path.Dir(storage.TagIndexLinkPath(name, tag, d))); err != nil {
-				c.failUnlessStopped(fmt.Errorf("tag index entry %s:%s -> %s: %w", name, tag, d, err))
+			if err := c.deleteNow(ctx, path.Dir(storage.TagIndexLinkPath(name, tag, d))); err != nil {
+				c.fail(fmt.Errorf("tag index entry %s:%s -> %s: %w", name, tag, d, err))
 				c.keepBlob(d)
 				c.count(func(s *Summary) { s.TagIndexEntriesDeleted += i })
 				return
 			}
 		}
-		if err := c.deleteDir(ctx, path.Dir(storage.RevisionLinkPath(name, d))); err != nil {
-			c.failUnlessStopped(fmt.Errorf("manifest %s@%s: %w", name, d, err))
+		if err := c.deleteNow(ctx, path.Dir(storage.RevisionLinkPath(name, d))); err != nil {
+			c.fail(fmt.Errorf("manifest %s@%s: %w", name, d, err))
 			c.keepBlob(d)
 			c.count(func(s *Summary) { s.TagIndexEntriesDeleted += len(tags) })
 			return
@@ -55,6 +130,7 @@ func (c *collector) sweepManifests(ctx context.Context) {
 			s.Deleted.Manifests = append(s.Deleted.Manifests, RepositoryDigest{Repository: name, Digest: d})
 		})
 	})
+	return int(failed.Load())
 }
 
 // failUnlessStopped records a failed deletion, unless it was not started
@@ -183,3 +259,25 @@ func (c *collector) evict(ctx context.Context, what string, f func(storage.BlobD
 		c.fail(fmt.Errorf("evicting %s from the blob descriptor cache: %w", what, err))
 	}
 }
+
+// emitTagDeleted reports the deletion of a tag as the registry reports a
+// client's DELETE /v2/<name>/manifests/<tag>: action delete, a target
+// naming the repository and the tag. No HTTP request caused it: the
+// request names the method the action stands for and the collector as
+// the user agent.
+func (c *collector) emitTagDeleted(repo, tag string) {
+	if c.opts.Events == nil {
+		return
+	}
+	c.opts.Events.Write(notifications.Event{
+		ID:        uuid.NewString(),
+		Timestamp: time.Now().UTC(),
+		Action:    notifications.ActionDelete,
+		Target:    notifications.Target{Repository: repo, Tag: tag},
+		Request:   notifications.Request{ID: uuid.NewString(), Method: http.MethodDelete, UserAgent: EventUserAgent},
+		Source:    c.opts.EventSource,
+	})
+}
+
+// EventUserAgent is the user agent of the events the collector emits.
+const EventUserAgent = "registryd-garbage-collect"

@@ -143,10 +143,26 @@ func (o *operations) addHealthChecks(h *configuration.Health, drv driver.Storage
 	return errors.Join(errs...)
 }
 
-// addNotifications builds one endpoint per enabled notifications endpoint.
-// The event source is this host and the port of http.addr, and a random
-// instance ID per process, as in Distribution.
+// addNotifications builds the notifications endpoints (NewNotifier).
 func (o *operations) addNotifications(n *configuration.Notifications, httpAddr string) {
+	b, src := NewNotifier(n, httpAddr, o.log.With("component", "notifications"), 0)
+	if b == nil {
+		return
+	}
+	o.notify = b
+	if o.metrics != nil {
+		o.metrics.ObserveNotifications(b.Endpoints())
+	}
+	o.evOpts = handlers.EventOptions{IncludeReferences: n.Events.IncludeReferences, Source: src}
+}
+
+// NewNotifier builds one endpoint per enabled notifications endpoint, and
+// the Source of the events sent to them: this host and the port of
+// httpAddr, and a random instance ID per call (per process), as in
+// Distribution. It returns a nil Broadcaster when no endpoint is enabled.
+// queueSize bounds each endpoint's queue (notifications.DefaultQueueSize
+// when 0).
+func NewNotifier(n *configuration.Notifications, httpAddr string, log *slog.Logger, queueSize int) (*notifications.Broadcaster, notifications.Source) {
 	var eps []*notifications.Endpoint
 	for _, e := range n.Endpoints {
 		if e.Disabled {
@@ -161,22 +177,16 @@ func (o *operations) addNotifications(n *configuration.Notifications, httpAddr s
 			Backoff:           e.Backoff,
 			IgnoredMediaTypes: append(append([]string(nil), e.IgnoredMediaTypes...), e.Ignore.MediaTypes...),
 			IgnoredActions:    e.Ignore.Actions,
-			Logger:            o.log.With("component", "notifications"),
+			QueueSize:         queueSize,
+			Logger:            log,
 		}))
 	}
 	if len(eps) == 0 {
-		return
-	}
-	o.notify = notifications.NewBroadcaster(eps...)
-	if o.metrics != nil {
-		o.metrics.ObserveNotifications(eps)
+		return nil, notifications.Source{}
 	}
 	host, _ := os.Hostname()
 	_, port, _ := net.SplitHostPort(httpAddr)
-	o.evOpts = handlers.EventOptions{
-		IncludeReferences: n.Events.IncludeReferences,
-		Source:            notifications.Source{Addr: net.JoinHostPort(host, port), InstanceID: uuid.NewString()},
-	}
+	return notifications.NewBroadcaster(eps...), notifications.Source{Addr: net.JoinHostPort(host, port), InstanceID: uuid.NewString()}
 }
 
 // events is the handler's event sink and options; a nil sink when no

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -260,3 +262,79 @@ func validEncoded(alg, enc string) bool {
 	}
 	return true
 }
+
+// TagInfo describes a tag of a repository.
+type TagInfo struct {
+	Name string
+	// Digest is what the tag's current link points at.
+	Digest digest.Digest
+	// Pushed is the current link's modification time: registryd and
+	// Distribution rewrite the link on every push of the tag, so it is
+	// when the tag was last pushed.
+	Pushed time.Time
+}
+
+// TagInfos returns every tag of repository name with its target and push
+// time, sorted by name, from one walk of the tags directory that skips the
+// tags' histories (index/), and one read per tag. A tag directory without
+// a current link is not a tag (as in Tags' lookups); a corrupt link is an
+// error. ErrRepositoryUnknown is returned when the repository does not
+// exist.
+func (s *Store) TagInfos(ctx context.Context, name string) ([]TagInfo, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	root := tagsPath(name)
+	var out []TagInfo
+	err := s.driver.Walk(ctx, root, func(fi driver.FileInfo) error {
+		parts := strings.Split(strings.TrimPrefix(fi.Path(), root+"/"), "/")
+		if fi.IsDir() {
+			switch {
+			case len(parts) == 1 && !ValidTag(parts[0]):
+				return driver.ErrSkipDir
+			case len(parts) == 2 && parts[1] != "current":
+				return driver.ErrSkipDir
+			case len(parts) > 2:
+				return driver.ErrSkipDir
+			}
+			return nil
+		}
+		if len(parts) != 3 || parts[1] != "current" || parts[2] != "link" {
+			return nil
+		}
+		out = append(out, TagInfo{Name: parts[0], Pushed: fi.ModTime()})
+		return nil
+	})
+	if errors.Is(err, driver.ErrNotFound) {
+		ok, err := s.RepositoryExists(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrRepositoryUnknown
+		}
+		return []TagInfo{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	tags := out[:0]
+	for _, t := range out {
+		d, err := s.readLink(ctx, TagCurrentLinkPath(name, t.Name), ErrTagUnknown)
+		if errors.Is(err, ErrTagUnknown) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tag %s: %w", t.Name, err)
+		}
+		t.Digest = d
+		tags = append(tags, t)
+	}
+	slices.SortFunc(tags, func(a, b TagInfo) int { return strings.Compare(a.Name, b.Name) })
+	return tags, nil
+}
+
+// TagPath is the directory of tag in repository name
+// (_manifests/tags/<tag>): deleting it removes the tag with its history,
+// as Untag does.
+func TagPath(name, tag string) string { return tagPath(name, tag) }
