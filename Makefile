@@ -88,13 +88,21 @@ test: manifests generate vet helm kustomize ## Run every unit, driver (object st
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
 	$(GO) test -tags e2e -count=1 -timeout 60m ./test/e2e/... -v
 
+# BENCH selects benchmarks by regular expression (Registry, GarbageCollect,
+# Referrers, OperatorScale, PushPull); docs/benchmarks.md lists the BERTH_BENCH_*
+# sizes. Run from the package directory so that progress streams.
+BENCH ?= .
 .PHONY: bench
-bench: ## Run the benchmarks (registryd against the Distribution registry; push/pull MB/s per storage driver).
+bench: ## Run the benchmarks: registryd beside the Distribution registry, GC, referrers, operator scale, push/pull per storage driver (docs/benchmarks.md); table and bin/bench/*.json.
+	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
+	dist="$$(hack/install-distribution.sh)"; \
+	gnutime="$$(hack/install-gnu-time.sh)"; \
 	versitygw="$$(hack/install-versitygw.sh)"; \
 	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
 	azurite="$$(hack/install-azurite.sh)"; \
-	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
-	$(GO) test -run '^$$' -bench . -benchmem ./test/bench/...
+	cd test/bench && KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" GNU_TIME="$$gnutime" \
+		VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
+		$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 120m .
 
 ##@ Build
 

@@ -349,8 +349,12 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request, rt route) er
 }
 
 func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id string, d digest.Digest) error {
-	if _, err := h.appendChunk(r, name, id); err != nil {
-		return err
+	// A PUT that only names the digest (the usual last step after PATCH)
+	// carries no body: nothing to append, and no file to open and fsync.
+	if r.ContentLength != 0 || r.Header.Get("Content-Range") != "" {
+		if _, err := h.appendChunk(r, name, id); err != nil {
+			return err
+		}
 	}
 	desc, err := h.store.CommitUpload(r.Context(), name, id, d)
 	if err != nil {

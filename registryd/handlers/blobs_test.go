@@ -4,6 +4,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -339,4 +340,60 @@ func TestMount(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEmptyBlobUploads pushes the empty blob every way a client can: its
+// upload never gets a data file, and the blob is stored and served all
+// the same. A wrong digest for it still cancels the upload.
+func TestEmptyBlobUploads(t *testing.T) {
+	empty := digest.FromBytes(nil)
+	tests := map[string]struct {
+		steps    func(e *env, session string) []req
+		wantCode int
+	}{
+		"PUT with the digest, no PATCH": {steps: func(e *env, s string) []req {
+			return []req{{method: "PUT", path: s + "?digest=" + empty.String()}}
+		}, wantCode: 201},
+		"empty PATCH then PUT": {steps: func(e *env, s string) []req {
+			return []req{{method: "PATCH", path: s, body: []byte{}}, {method: "PUT", path: s + "?digest=" + empty.String()}}
+		}, wantCode: 201},
+		"PUT with an empty chunked body": {steps: func(e *env, s string) []req {
+			return []req{{method: "PUT", path: s + "?digest=" + empty.String(), body: []byte{}, chunked: true}}
+		}, wantCode: 201},
+		"wrong digest": {steps: func(e *env, s string) []req {
+			return []req{{method: "PUT", path: s + "?digest=" + digest.FromString("x").String()}}
+		}, wantCode: 400},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			session := e.startSession("team/app")
+			var rec *httptest.ResponseRecorder
+			for _, r := range tc.steps(e, session) {
+				rec = e.do(r)
+			}
+			if rec.Code != tc.wantCode {
+				t.Fatalf("last step: %d, want %d: %s", rec.Code, tc.wantCode, rec.Body)
+			}
+			if rec := e.do(req{method: "GET", path: session}); rec.Code != http.StatusNotFound {
+				t.Fatalf("upload after the PUT: %d, want 404", rec.Code)
+			}
+			pull := e.do(req{method: "GET", path: "/v2/team/app/blobs/" + empty.String()})
+			if tc.wantCode != 201 {
+				if pull.Code != http.StatusNotFound {
+					t.Fatalf("pull after a refused PUT: %d", pull.Code)
+				}
+				return
+			}
+			if pull.Code != 200 || pull.Body.Len() != 0 || pull.Header().Get("Content-Length") != "0" {
+				t.Fatalf("pull: %d, %d bytes, headers %v", pull.Code, pull.Body.Len(), pull.Header())
+			}
+		})
+	}
+	t.Run("monolithic POST", func(t *testing.T) {
+		e := newEnv(t)
+		if d := e.pushBlob("team/app", []byte{}); d != empty {
+			t.Fatalf("digest %s", d)
+		}
+	})
 }

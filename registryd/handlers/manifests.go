@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -98,14 +97,11 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err != nil {
 		return err
 	}
-	content, err := h.manifestContent(ctx, rt.Name, d)
+	sm, err := h.loadManifest(ctx, rt.Name, d)
 	if err != nil {
 		return err
 	}
-	m, mt, err := storage.ParseManifest(content, "")
-	if err != nil {
-		return fmt.Errorf("stored manifest %s: %w", d, err)
-	}
+	content, mt := sm.Content, sm.MediaType
 	accepted, restricted := acceptedTypes(r)
 	if ref.tag != "" && restricted && !accepted[mt] {
 		switch mt {
@@ -114,16 +110,15 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		case storage.MediaTypeOCIIndex:
 			return ErrManifestUnknown.WithMessage("OCI index found, but the Accept header does not list OCI indexes")
 		case storage.MediaTypeDockerList:
-			child := defaultPlatformChild(m)
+			child := defaultPlatformChild(sm.Manifest)
 			if child == "" {
 				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
-			if content, err = h.manifestContent(ctx, rt.Name, child); err != nil {
+			csm, err := h.loadManifest(ctx, rt.Name, child)
+			if err != nil {
 				return err
 			}
-			if _, mt, err = storage.ParseManifest(content, ""); err != nil {
-				return fmt.Errorf("stored manifest %s: %w", child, err)
-			}
+			content, mt = csm.Content, csm.MediaType
 			if mt == storage.MediaTypeDockerManifest && !accepted[mt] {
 				return ErrManifestInvalid.WithMessage("schema 2 manifest not supported by client")
 			}
@@ -230,13 +225,8 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := h.verifyReferences(ctx, rt.Name, m, mt); err != nil {
 		return err
 	}
-	if err := h.store.PutManifest(ctx, rt.Name, d, content); err != nil {
+	if err := h.store.PutManifest(ctx, rt.Name, d, content, tags...); err != nil {
 		return err
-	}
-	for _, tag := range tags {
-		if err := h.store.Tag(ctx, rt.Name, tag, d); err != nil {
-			return err
-		}
 	}
 	if len(tags) == 0 {
 		h.emitManifest(r, notifications.ActionPush, rt.Name, "", d, mt, content)

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -40,13 +41,23 @@ func WithPullThrough(p PullThrough) Option { return func(o *options) { o.pullThr
 // errPullThroughWrite is what every write to a pull-through cache gets.
 var errPullThroughWrite = ErrUnsupported.WithMessage("the registry is a pull-through cache: pushes and deletes are unsupported")
 
-// manifestContent returns the content of manifest d, through the
-// pull-through cache when there is one.
-func (h *handler) manifestContent(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
-	if h.pullThrough != nil {
-		return h.pullThrough.Manifest(ctx, name, d)
+// loadManifest returns manifest d of repository name, parsed: through the
+// pull-through cache when there is one, else from the store (whose
+// manifest cache serves repeated reads, the revision link checked each
+// time).
+func (h *handler) loadManifest(ctx context.Context, name string, d digest.Digest) (*storage.StoredManifest, error) {
+	if h.pullThrough == nil {
+		return h.store.ReadManifest(ctx, name, d)
 	}
-	return h.store.GetManifest(ctx, name, d)
+	content, err := h.pullThrough.Manifest(ctx, name, d)
+	if err != nil {
+		return nil, err
+	}
+	m, mt, err := storage.ParseManifest(content, "")
+	if err != nil {
+		return nil, fmt.Errorf("stored manifest %s: %w", d, err)
+	}
+	return &storage.StoredManifest{Digest: d, Content: content, Manifest: m, MediaType: mt}, nil
 }
 
 // serveUpstreamBlob answers GET or HEAD of a blob the pull-through cache

@@ -51,6 +51,14 @@ func (i *instrumented) PutContent(ctx context.Context, path string, content []by
 	return err
 }
 
+// PutContents is timed as one operation, whatever the number of files.
+func (i *instrumented) PutContents(ctx context.Context, groups ...[]driver.ContentWrite) error {
+	start := time.Now()
+	err := driver.PutContents(ctx, i.d, groups...)
+	i.observe("PutContents", start, err)
+	return err
+}
+
 func (i *instrumented) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
 	start := time.Now()
 	rc, err := i.d.Reader(ctx, path, offset)

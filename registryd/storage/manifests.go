@@ -13,7 +13,9 @@ import (
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
-// GetManifest returns the content of manifest d of repository name.
+// GetManifest returns the content of manifest d of repository name. The
+// revision link is checked in storage every time; the content comes from
+// the manifest cache when it holds d (manifestcache.go).
 func (s *Store) GetManifest(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -21,6 +23,19 @@ func (s *Store) GetManifest(ctx context.Context, name string, d digest.Digest) (
 	if err := checkDigest(d); err != nil {
 		return nil, err
 	}
+	if s.manifests.get(d) != nil {
+		sm, err := s.ReadManifest(ctx, name, d)
+		if err != nil {
+			return nil, err
+		}
+		return sm.Content, nil
+	}
+	return s.readManifestContent(ctx, name, d)
+}
+
+// readManifestContent reads manifest d of repository name from storage:
+// its revision link, then the content the link names.
+func (s *Store) readManifestContent(ctx context.Context, name string, d digest.Digest) ([]byte, error) {
 	target, err := s.readLink(ctx, RevisionLinkPath(name, d), ErrManifestUnknown)
 	if err != nil {
 		return nil, err
@@ -41,23 +56,52 @@ func (s *Store) ManifestExists(ctx context.Context, name string, d digest.Digest
 	return err == nil, err
 }
 
-// PutManifest stores content as manifest d of repository name: the content
-// goes to the global blob store and a revision link into the repository.
-// Manifests are not linked under _layers, as in Distribution.
-func (s *Store) PutManifest(ctx context.Context, name string, d digest.Digest, content []byte) error {
+// PutManifest stores content as manifest d of repository name and points
+// each of tags at it: the content goes to the global blob store, a
+// revision link into the repository, and for each tag its index entry and
+// current link, in Distribution's order. Manifests are not linked under
+// _layers, as in Distribution.
+//
+// Everything is written in one driver.PutContents call: the content is
+// durable before any link appears, and the links follow in order, so the
+// filesystem driver waits for a few rounds of fsyncs instead of one per
+// file.
+func (s *Store) PutManifest(ctx context.Context, name string, d digest.Digest, content []byte, tags ...string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if err := checkDigest(d); err != nil {
 		return err
 	}
+	for _, t := range tags {
+		if !ValidTag(t) {
+			return ErrTagInvalid
+		}
+	}
 	if d.Algorithm().FromBytes(content) != d {
 		return ErrDigestMismatch
 	}
-	if err := s.putBlob(ctx, d, content); err != nil {
+	var groups [][]driver.ContentWrite
+	switch _, err := s.statGlobalBlob(ctx, d); {
+	case errors.Is(err, ErrBlobUnknown):
+		groups = append(groups, []driver.ContentWrite{{Path: BlobDataPath(d), Content: content}})
+	case err != nil:
 		return err
 	}
-	return s.writeLink(ctx, RevisionLinkPath(name, d), d)
+	link := []byte(d.String())
+	links := []driver.ContentWrite{{Path: RevisionLinkPath(name, d), Content: link}}
+	for _, t := range tags {
+		links = append(links,
+			driver.ContentWrite{Path: TagIndexLinkPath(name, t, d), Content: link},
+			driver.ContentWrite{Path: TagCurrentLinkPath(name, t), Content: link})
+	}
+	if err := driver.PutContents(ctx, s.driver, append(groups, links)...); err != nil {
+		return err
+	}
+	// The next read of it is likely close: keep it, when it parses as a
+	// stored manifest would.
+	_, _ = s.parseStored(d, content)
+	return nil
 }
 
 // DeleteManifest removes manifest d from repository name, and every tag

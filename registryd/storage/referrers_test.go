@@ -110,7 +110,9 @@ func TestReferrersIndex(t *testing.T) {
 	const repo = "lib/app"
 	drv := &countingDriver{StorageDriver: inmemory.New()}
 	readOnly := false
-	s := New(drv, WithWriteAdmission(func() (func(), bool) { return func() {}, !readOnly }))
+	// Without the manifest cache, so that every manifest read is a
+	// storage read the driver counts.
+	s := New(drv, WithManifestCache(0), WithWriteAdmission(func() (func(), bool) { return func() {}, !readOnly }))
 
 	subject := put(t, s, repo, manifestWith(t, "subject", "", ""))
 	sbom := put(t, s, repo, manifestWith(t, "sbom", subject, "application/sbom"))

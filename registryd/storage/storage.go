@@ -32,6 +32,9 @@
 //     writes; it is checked against the revisions on every request, so
 //     Distribution's writes are seen (see referrers.go). Distribution
 //     serves a directory with the index as if it were not there.
+//   - registryd keeps recently read and written manifests in memory, by
+//     digest (manifestcache.go). Only content is cached: whether a
+//     manifest is in a repository is read from storage on every request.
 package storage
 
 import (
@@ -96,6 +99,8 @@ type Store struct {
 	// indexedSums holds, per repository, the SHA-256 of the indexed file
 	// this process last found or wrote (referrers.go).
 	indexedSums sync.Map
+	// manifests caches manifest content by digest (manifestcache.go).
+	manifests *manifestCache
 	// tagConcurrency bounds the tag lookups TagsFor runs at once.
 	tagConcurrency int
 	// cache is the blob descriptor cache (cache.go); its zero value
@@ -114,6 +119,13 @@ func WithWriteAdmission(admit func() (release func(), ok bool)) Option {
 	return func(s *Store) { s.admitWrite = admit }
 }
 
+// WithManifestCache sets how many bytes of manifests the Store keeps in
+// memory (manifestcache.go); 0 turns the cache off. The default is
+// DefaultManifestCacheBytes.
+func WithManifestCache(bytes int64) Option {
+	return func(s *Store) { s.manifests = newManifestCache(bytes) }
+}
+
 // WithLogger sets where the Store reports problems it works around.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
@@ -128,6 +140,7 @@ func New(d driver.StorageDriver, opts ...Option) *Store {
 		driver:     d,
 		log:        slog.New(slog.DiscardHandler),
 		admitWrite: func() (func(), bool) { return func() {}, true },
+		manifests:  newManifestCache(DefaultManifestCacheBytes),
 	}
 	for _, o := range opts {
 		o(s)

@@ -22,8 +22,8 @@ type Upload struct {
 }
 
 // CreateUpload starts an upload session in repository name: it writes the
-// startedat file (RFC 3339, UTC, as Distribution does) and an empty data
-// file.
+// startedat file (RFC 3339, UTC, as Distribution does). The data file is
+// created by the first append; until then the upload is empty.
 func (s *Store) CreateUpload(ctx context.Context, name string) (Upload, error) {
 	if err := checkName(name); err != nil {
 		return Upload{}, err
@@ -31,9 +31,6 @@ func (s *Store) CreateUpload(ctx context.Context, name string) (Upload, error) {
 	id := uuid.NewString()
 	now := time.Now().UTC()
 	if err := s.driver.PutContent(ctx, UploadStartedAtPath(name, id), []byte(now.Format(time.RFC3339))); err != nil {
-		return Upload{}, err
-	}
-	if err := s.driver.PutContent(ctx, UploadDataPath(name, id), nil); err != nil {
 		return Upload{}, err
 	}
 	return Upload{ID: id, StartedAt: now.Truncate(time.Second)}, nil
@@ -112,15 +109,20 @@ func (s *Store) CommitUpload(ctx context.Context, name, id string, d digest.Dige
 		return Descriptor{}, err
 	}
 	dataPath := UploadDataPath(name, id)
-	rc, err := s.driver.Reader(ctx, dataPath, 0)
-	if err != nil {
-		return Descriptor{}, err
-	}
 	verifier := d.Verifier()
-	n, err := io.Copy(verifier, rc)
-	rc.Close()
-	if err != nil {
+	n := int64(0)
+	rc, err := s.driver.Reader(ctx, dataPath, 0)
+	switch {
+	case errors.Is(err, driver.ErrNotFound):
+		// Nothing was ever appended: the empty blob.
+	case err != nil:
 		return Descriptor{}, err
+	default:
+		n, err = io.Copy(verifier, rc)
+		rc.Close()
+		if err != nil {
+			return Descriptor{}, err
+		}
 	}
 	if n != u.Size || !verifier.Verified() {
 		if err := s.CancelUpload(ctx, name, id); err != nil {
@@ -129,7 +131,12 @@ func (s *Store) CommitUpload(ctx context.Context, name, id string, d digest.Dige
 		return Descriptor{}, ErrDigestMismatch
 	}
 	if _, err := s.statGlobalBlob(ctx, d); errors.Is(err, ErrBlobUnknown) {
-		if err := s.driver.Move(ctx, dataPath, BlobDataPath(d)); err != nil {
+		if n == 0 {
+			err = s.driver.PutContent(ctx, BlobDataPath(d), nil)
+		} else {
+			err = s.driver.Move(ctx, dataPath, BlobDataPath(d))
+		}
+		if err != nil {
 			return Descriptor{}, err
 		}
 	} else if err != nil {

@@ -14,8 +14,6 @@ import (
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
-
 // BenchmarkPushPull pushes a blob to registryd and pulls it back, on every
 // storage driver — the object stores against their emulators on loopback
 // (Azurite, versitygw, fake-gcs-server) — and reports push and pull

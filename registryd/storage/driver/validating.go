@@ -15,8 +15,9 @@ import (
 // the driver. A context that is already done fails the call with its error
 // before the backend is touched.
 //
-// The wrapper hides any optional interface the implementation has; Unwrap
-// returns the implementation for such type assertions.
+// The wrapper hides any optional interface the implementation has, except
+// BatchPutter, which it always has (falling back to PutContent); Unwrap
+// returns the implementation for other type assertions.
 func Validating(d StorageDriver) StorageDriver {
 	if v, ok := d.(*validating); ok {
 		return v
@@ -59,6 +60,23 @@ func (v *validating) PutContent(ctx context.Context, path string, content []byte
 		return err
 	}
 	return v.d.PutContent(ctx, path, content)
+}
+
+// PutContents checks every path, then stores the groups with the
+// implementation's PutContents, or one PutContent after another when it
+// has none.
+func (v *validating) PutContents(ctx context.Context, groups ...[]ContentWrite) error {
+	for _, g := range groups {
+		for _, w := range g {
+			if err := v.check(ctx, false, w.Path); err != nil {
+				return err
+			}
+		}
+	}
+	if b, ok := v.d.(BatchPutter); ok {
+		return b.PutContents(ctx, groups...)
+	}
+	return putEach(ctx, v.d, groups)
 }
 
 func (v *validating) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {

@@ -10,8 +10,14 @@
 //     created by Writer, bytes land in it as they are written (through a
 //     small buffer), Close keeps them for a later Writer with append, Commit
 //     flushes and fsyncs, and Cancel removes the file.
-//   - PutContent is atomic: the content is written and fsynced to a
-//     temporary file which is then renamed over the target. Temporary files
+//   - PutContent is atomic and durable: the content is written and
+//     fsynced to a temporary file which is then renamed over the target,
+//     and the target's directory is fsynced, so the new name survives a
+//     crash too (Distribution 3.1 does the same). Directories created on
+//     the way are made durable by that same fsync on filesystems that
+//     journal metadata in order (ext4, xfs), as in Distribution.
+//     PutContents (driver.BatchPutter) does the same for several files
+//     with the waits overlapped: see its comment. Temporary files
 //     live in one directory, <RootDirectory>/.berth~tmp, rather than beside
 //     their targets: it is on the same filesystem as the tree (so rename is
 //     atomic), it is outside docker/registry/v2 (so Distribution never reads
@@ -20,7 +26,9 @@
 //     with content. List and Walk skip every directory entry whose name is
 //     not a valid path component: the driver shows only what it can address.
 //   - Move is os.Rename after creating the destination's parents, so a
-//     reader of the destination sees the old file or the new one.
+//     reader of the destination sees the old file or the new one; the
+//     destination's directory is then fsynced, so a committed upload's
+//     move into the blob store is durable when Move returns.
 //   - Directories are created 0777 and files 0666, less the umask, as
 //     Distribution does. Empty directories are left behind by Delete and
 //     Move, as Distribution leaves them.
@@ -42,7 +50,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/berth-dev/berth/registryd/storage/driver"
@@ -147,76 +157,168 @@ func (d *fsDriver) GetContent(ctx context.Context, path string) ([]byte, error) 
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.fullPath(path))
+	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, d.mapErr(path, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.IsDir() {
+	// Read to EOF without a stat first: most content read this way is a
+	// link or a manifest, smaller than ReadAll's first buffer, so this is
+	// two reads. A directory fails the first read with EISDIR.
+	b, err := io.ReadAll(f)
+	if errors.Is(err, syscall.EISDIR) {
 		return nil, d.notFound(path)
 	}
-	b := make([]byte, 0, fi.Size())
-	buf := b[:fi.Size()]
-	n, err := io.ReadFull(f, buf)
-	switch {
-	case err == nil:
-		// The file may have grown since Stat (a Writer in progress).
-		rest, err := io.ReadAll(f)
-		if err != nil {
-			return nil, err
-		}
-		return append(buf, rest...), nil
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return buf[:n], nil // shrank since Stat
-	default:
+	if err != nil {
 		return nil, err
 	}
+	return b, nil
 }
 
+// PutContent stores content atomically and durably: see PutContents.
 func (d *fsDriver) PutContent(ctx context.Context, path string, content []byte) error {
-	if err := d.acquire(ctx); err != nil {
-		return err
+	return d.PutContents(ctx, []driver.ContentWrite{{Path: path, Content: content}})
+}
+
+// PutContents (driver.BatchPutter) writes every file of every group to a
+// temporary file and fsyncs them all at once. Then, group by group, it
+// renames the group's files over their targets in order and fsyncs the
+// directories holding them, all at once, before it starts the next
+// group. A file's content is thus durable before its name appears, and
+// a name is durable before any file of a later group appears. The waits
+// of one call overlap: a manifest PUT with a tag (content, then three
+// links) waits for three rounds of fsyncs where four PutContent calls
+// waited for eight in a row.
+func (d *fsDriver) PutContents(ctx context.Context, groups ...[]driver.ContentWrite) error {
+	type pending struct {
+		f           *os.File
+		tmp, target string
+		renamed     bool
 	}
-	defer d.release()
-	target := d.fullPath(path)
-	tmpDir := filepath.Join(d.root, tmpDirName)
-	if err := os.MkdirAll(tmpDir, 0o777); err != nil {
-		return err
+	var all []*pending
+	defer func() {
+		for _, p := range all {
+			if p.f != nil {
+				p.f.Close()
+			}
+			if !p.renamed {
+				os.Remove(p.tmp)
+			}
+		}
+	}()
+	staged := make([][]*pending, len(groups))
+	for gi, g := range groups {
+		for _, w := range g {
+			f, tmp, err := d.writeTemp(ctx, w.Content)
+			if err != nil {
+				return err
+			}
+			p := &pending{f: f, tmp: tmp, target: d.fullPath(w.Path)}
+			all = append(all, p)
+			staged[gi] = append(staged[gi], p)
+		}
 	}
-	tmp := filepath.Join(tmpDir, rand.Text())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	err := d.concurrently(ctx, len(all), func(i int) error {
+		p := all[i]
+		err := p.f.Sync()
+		if cerr := p.f.Close(); err == nil {
+			err = cerr
+		}
+		p.f = nil
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.Remove(tmp)
+	for _, g := range staged {
+		var dirs []string
+		for _, p := range g {
+			if err := d.acquire(ctx); err != nil {
+				return err
+			}
+			dir := filepath.Dir(p.target)
+			err := os.MkdirAll(dir, 0o777)
+			if err == nil {
+				err = os.Rename(p.tmp, p.target)
+			}
+			d.release()
+			if err != nil {
+				return err
+			}
+			p.renamed = true
+			if !slices.Contains(dirs, dir) {
+				dirs = append(dirs, dir)
+			}
 		}
-	}()
+		if err := d.concurrently(ctx, len(dirs), func(i int) error { return syncDir(dirs[i]) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTemp writes content to a new temporary file and returns it open,
+// not yet fsynced. The temporary directory is created when missing.
+func (d *fsDriver) writeTemp(ctx context.Context, content []byte) (*os.File, string, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, "", err
+	}
+	defer d.release()
+	tmpDir := filepath.Join(d.root, tmpDirName)
+	tmp := filepath.Join(tmpDir, rand.Text())
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(tmpDir, 0o777); err != nil {
+			return nil, "", err
+		}
+		f, err = openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	}
+	if err != nil {
+		return nil, "", err
+	}
 	if _, err := f.Write(content); err != nil {
 		f.Close()
+		os.Remove(tmp)
+		return nil, "", err
+	}
+	return f, tmp, nil
+}
+
+// concurrently runs fn(i) for every i below n, each holding a thread
+// token, all at once, and returns the first error. No caller holds a
+// token while it waits here, so tokens cannot run out in a cycle.
+func (d *fsDriver) concurrently(ctx context.Context, n int, fn func(i int) error) error {
+	run := func(i int) error {
+		if err := d.acquire(ctx); err != nil {
+			return err
+		}
+		defer d.release()
+		return fn(i)
+	}
+	if n == 1 {
+		return run(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = run(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// syncDir fsyncs directory dir, which makes the names created, renamed or
+// removed in it durable.
+func syncDir(dir string) error {
+	f, err := openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, target); err != nil {
-		return err
-	}
-	committed = true
-	return nil
+	return err
 }
 
 func (d *fsDriver) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
@@ -224,7 +326,7 @@ func (d *fsDriver) Reader(ctx context.Context, path string, offset int64) (io.Re
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.fullPath(path))
+	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, d.mapErr(path, err)
 	}
@@ -271,7 +373,7 @@ func (d *fsDriver) Writer(ctx context.Context, path string, append bool) (driver
 	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
+	f, err := openFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +492,7 @@ func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.fullPath(path))
+	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, d.mapErr(path, err)
 	}
@@ -427,7 +529,7 @@ func (d *fsDriver) Move(ctx context.Context, sourcePath, destPath string) error 
 		}
 		return err
 	}
-	return nil
+	return syncDir(filepath.Dir(dst))
 }
 
 func (d *fsDriver) Delete(ctx context.Context, path string) error {
@@ -436,10 +538,57 @@ func (d *fsDriver) Delete(ctx context.Context, path string) error {
 	}
 	defer d.release()
 	full := d.fullPath(path)
-	if _, err := os.Lstat(full); err != nil {
+	fi, err := os.Lstat(full)
+	if err != nil {
 		return d.mapErr(path, err)
 	}
-	return os.RemoveAll(full)
+	if !fi.IsDir() {
+		return ignoreNotExist(os.Remove(full))
+	}
+	return removeTree(full)
+}
+
+// removeTree removes directory dir and everything below it, like
+// os.RemoveAll, in fewer system calls for the small directories a
+// registry deletes by the thousand (a blob's directory holding data, a
+// link's holding link): one listing, one unlink per file, one rmdir.
+// os.RemoveAll first tries unlink and rmdir on the directory itself, and
+// opens each directory through the runtime's poller (open_unix.go); in a
+// garbage collection it was half of registryd's CPU. Entries that vanish
+// meanwhile are fine; anything unexpected (an entry added while it runs)
+// falls back to os.RemoveAll.
+func removeTree(dir string) error {
+	f, err := openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return ignoreNotExist(err)
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return os.RemoveAll(dir)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			err = removeTree(p)
+		} else {
+			err = ignoreNotExist(os.Remove(p))
+		}
+		if err != nil {
+			return os.RemoveAll(dir)
+		}
+	}
+	if err := ignoreNotExist(os.Remove(dir)); err != nil {
+		return os.RemoveAll(dir)
+	}
+	return nil
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func (d *fsDriver) RedirectURL(ctx context.Context, method string, path string) (string, error) {

@@ -110,6 +110,7 @@ func Run(t *testing.T, newDriver NewDriver, opts ...Option) {
 		{"PutGetRoundTrip", s.testPutGet, ""},
 		{"Overwrite", s.testOverwrite, ""},
 		{"EmptyContent", s.testEmptyContent, ""},
+		{"PutContents", s.testPutContents, ""},
 		{"ValidUnusualPaths", s.testValidUnusualPaths, ""},
 		{"LargeFile", s.testLargeFile, ""},
 		{"WriterAppendResume", s.testWriterAppendResume, ResumableWriter},
@@ -290,6 +291,38 @@ func (s *suite) testEmptyContent(t *testing.T, d driver.StorageDriver) {
 	wantContent(t, d, "/empty", nil)
 }
 
+// testPutContents stores groups of files in one call (driver.PutContents:
+// the driver's BatchPutter, or PutContent one after another): every file
+// holds its content afterwards, new and replaced ones alike, and a path
+// given twice holds the later content.
+func (s *suite) testPutContents(t *testing.T, d driver.StorageDriver) {
+	ctx := t.Context()
+	put(t, d, "/batch/old", []byte("old"))
+	groups := [][]driver.ContentWrite{
+		{{Path: "/batch/blob/data", Content: randomBytes(7, 4096)}},
+		{
+			{Path: "/batch/links/a/link", Content: []byte("a")},
+			{Path: "/batch/old", Content: []byte("replaced")},
+			{Path: "/batch/empty", Content: nil},
+		},
+		{{Path: "/batch/links/a/link", Content: []byte("a, again")}},
+	}
+	if err := driver.PutContents(ctx, d, groups...); err != nil {
+		t.Fatalf("PutContents: %v", err)
+	}
+	wantContent(t, d, "/batch/blob/data", randomBytes(7, 4096))
+	wantContent(t, d, "/batch/links/a/link", []byte("a, again"))
+	wantContent(t, d, "/batch/old", []byte("replaced"))
+	wantContent(t, d, "/batch/empty", nil)
+	names, err := d.List(ctx, "/batch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	if want := []string{"/batch/blob", "/batch/empty", "/batch/links", "/batch/old"}; !slices.Equal(names, want) {
+		t.Fatalf("List(/batch) = %v, want %v", names, want)
+	}
+}
 func (s *suite) testValidUnusualPaths(t *testing.T, d driver.StorageDriver) {
 	paths := []string{
 		"/UPPER/Case",
@@ -965,7 +998,10 @@ func (s *suite) testInvalidPaths(t *testing.T, d driver.StorageDriver) {
 	ops := map[string]func(p string) error{
 		"GetContent": func(p string) error { _, err := d.GetContent(ctx, p); return err },
 		"PutContent": func(p string) error { return d.PutContent(ctx, p, []byte("x")) },
-		"Reader":     func(p string) error { _, err := d.Reader(ctx, p, 0); return err },
+		"PutContents": func(p string) error {
+			return driver.PutContents(ctx, d, []driver.ContentWrite{{Path: "/batch-valid", Content: []byte("x")}}, []driver.ContentWrite{{Path: p, Content: []byte("x")}})
+		},
+		"Reader": func(p string) error { _, err := d.Reader(ctx, p, 0); return err },
 		"Writer": func(p string) error {
 			w, err := d.Writer(ctx, p, false)
 			if err == nil {
@@ -993,13 +1029,17 @@ func (s *suite) testInvalidPaths(t *testing.T, d driver.StorageDriver) {
 		}
 	}
 	// The root is a directory, not an object.
-	for _, name := range []string{"GetContent", "PutContent", "Reader", "Writer", "MoveFrom", "MoveTo", "Delete", "RedirectURL"} {
+	for _, name := range []string{"GetContent", "PutContent", "PutContents", "Reader", "Writer", "MoveFrom", "MoveTo", "Delete", "RedirectURL"} {
 		var ipe driver.InvalidPathError
 		if err := ops[name]("/"); !errors.As(err, &ipe) {
 			t.Errorf("%s(\"/\"): err = %v, want InvalidPathError", name, err)
 		}
 	}
 	wantContent(t, d, "/valid", []byte("v"))
+	// A batch with an invalid path writes nothing, not even its valid
+	// files.
+	_, err := d.GetContent(ctx, "/batch-valid")
+	wantNotFound(t, d, "GetContent of a refused batch's file", err)
 }
 
 func (s *suite) testNotFound(t *testing.T, d driver.StorageDriver) {

@@ -1,0 +1,29 @@
+//go:build unix
+
+package filesystem
+
+import (
+	"os"
+	"syscall"
+)
+
+// openFile is os.OpenFile without the attempt to register the file with
+// the runtime's network poller. On Linux os.OpenFile makes five system
+// calls beyond openat(2) for every file: two fcntl to set O_NONBLOCK, an
+// epoll_ctl that fails with EPERM for regular files and directories, and
+// two fcntl to clear O_NONBLOCK again. os.NewFile makes one (an fcntl to
+// read the flags). A registry opens thousands of small files a second
+// (links, directory listings): in a CPU profile of the catalog the fcntl
+// calls alone were 11% of registryd's time.
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
+}
