@@ -222,7 +222,7 @@ func (r *RegistryReconciler) reconcileHTPasswd(ctx context.Context, s *registryS
 	file, err := builders.HTPasswd(a.Htpasswd.Users, passwords, current.Data[builders.HTPasswdSecretKey], hasher)
 	if err != nil {
 		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, "spec.auth.htpasswd.users: " + err.Error()}
-		return nil
+		return nil //nolint:nilerr // the spec's error is reported in the status, not retried
 	}
 	_, err = r.apply(ctx, s.reg, builders.HTPasswdSecret(s.reg, file))
 	return err

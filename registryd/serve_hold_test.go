@@ -86,7 +86,7 @@ http:
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			<-d.exit
+			_ = <-d.exit
 		}
 	})
 	addr := d.waitLog(t, regexp.MustCompile(`msg=Listening network=tcp addr=(\S+)`))[1]

@@ -231,7 +231,7 @@ http:
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-d.exit:
+		case _ = <-d.exit:
 		case <-time.After(30 * time.Second):
 			t.Error("registryd did not stop")
 		}

@@ -262,11 +262,11 @@ func payload(t reflect.Type, value string) (*yaml.Node, error) {
 	err := yaml.Unmarshal([]byte(value), &doc)
 	if t.Kind() == reflect.String {
 		if err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.ScalarNode {
-			return raw, nil
+			return raw, nil //nolint:nilerr // not YAML: a string field takes the value verbatim
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("value is not valid YAML: %v", err)
+		return nil, fmt.Errorf("value is not valid YAML: %w", err)
 	}
 	if len(doc.Content) == 0 {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}, nil

@@ -145,10 +145,10 @@ func pushThroughDistribution(t *testing.T, dist, root string, seed uint64) *mode
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case _ = <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			_ = <-done
 		}
 	}
 	t.Cleanup(stop)

@@ -194,7 +194,7 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 			maxManifestSize:   DefaultMaxManifestSize,
 			urlPolicy:         DenyAllURLs,
 			catalogMaxEntries: DefaultCatalogMaxEntries,
-			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+			logger:            slog.New(slog.DiscardHandler),
 			bodyTimeout:       DefaultBodyTimeout,
 			manifestMemory:    DefaultManifestMemory,
 			manifestQueue:     DefaultManifestQueue,

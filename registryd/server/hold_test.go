@@ -319,7 +319,7 @@ func TestServerStartedUnderAHold(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, HoldFile: filepath.Join(t.TempDir(), "absent", "hold.json")})
+		_, err = New(cfg, Options{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard, HoldFile: filepath.Join(t.TempDir(), "absent", "hold.json")})
 		if err == nil || !strings.Contains(err.Error(), "--hold-file") {
 			t.Errorf("New = %v, want an error naming --hold-file", err)
 		}

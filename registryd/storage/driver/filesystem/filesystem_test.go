@@ -50,7 +50,9 @@ func TestOnDiskLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("part1"))
+	if _, err := w.Write([]byte("part1")); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,9 @@ func TestOnDiskLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("part2"))
+	if _, err := w.Write([]byte("part2")); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
