@@ -5,8 +5,10 @@
 
 # Version stamped into both binaries.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# Kubernetes version of the envtest (and, later, e2e cluster) binaries.
-K8S_VERSION ?= 1.33.13
+# Kubernetes version of the envtest and local-cluster binaries: hack/k8s-version
+# is the one place it is written (the scripts, the e2e suite and the packaging
+# test read it; test/packaging checks go.mod's k8s.io libraries match).
+K8S_VERSION ?= $(shell cat hack/k8s-version)
 # Image the manager deploys registryd with (passed as --registryd-image / REGISTRYD_IMAGE).
 REGISTRYD_IMG ?= berth/registryd:$(VERSION)
 # Manager image `make deploy` installs.
