@@ -252,6 +252,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
 		return
 	}
+	// A slash percent-encoded into a segment becomes a separator once
+	// decoded: no name, reference or upload id holds one, so it is only
+	// ever an attempt to smuggle a path through.
+	if strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		writeError(w, r, ErrNameInvalid.WithMessage("percent-encoded slash in the request path"))
+		return
+	}
 	if isWrite(r.Method) && h.pullThrough != nil {
 		writeError(w, r, errPullThroughWrite)
 		return
