@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -68,10 +69,22 @@ func handEdit(obj client.Object, ns, name string, edit func()) {
 	}).Should(Succeed())
 }
 
+// waitLong bounds the waits of the drift specs: the operator's reaction
+// to an edit takes a few reconciles, and the machine may be loaded.
+const waitLong = 30 * time.Second
+
 var _ = Describe("Drift correction", func() {
 	// A Registry with a child of each kind the operator writes for it: a
 	// Deployment, a ConfigMap, a Service with two ports and (two replicas on
 	// a shared volume) a PodDisruptionBudget.
+	// settled reports the Deployment's current generation rolled out (a
+	// put-back template bumps it) and waits for the Registry to be Ready,
+	// so the no-write check that follows sees no status left to write.
+	settled := func(ns, name string) {
+		markDeploymentReady(ns, name)
+		Eventually(condition(ns, name, berthv1alpha1.ConditionReady)).WithTimeout(waitLong).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonAvailable))
+	}
+
 	newRegistry := func() (string, *berthv1alpha1.Registry) {
 		ns := newNamespace()
 		reg := &berthv1alpha1.Registry{
@@ -84,12 +97,10 @@ var _ = Describe("Drift correction", func() {
 			},
 		}
 		Expect(k8sClient.Create(ctx, reg)).To(Succeed())
-		Eventually(get(&policyv1.PodDisruptionBudget{}, ns, builders.PDBName(reg))).Should(Succeed())
-		markDeploymentReady(ns, reg.Name)
-		Eventually(condition(ns, reg.Name, berthv1alpha1.ConditionReady)).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonAvailable))
+		Eventually(get(&policyv1.PodDisruptionBudget{}, ns, builders.PDBName(reg))).WithTimeout(waitLong).Should(Succeed())
+		settled(ns, reg.Name)
 		return ns, reg
 	}
-
 	It("puts back the Deployment's image, env and replicas", func() {
 		ns, reg := newRegistry()
 		dep := &appsv1.Deployment{}
@@ -112,7 +123,8 @@ var _ = Describe("Drift correction", func() {
 			g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal(want.Image))
 			g.Expect(dep.Spec.Template.Spec.Containers[0].Env).To(Equal(want.Env))
 			g.Expect(*dep.Spec.Replicas).To(Equal(int32(2)))
-		}).Should(Succeed())
+		}).WithTimeout(waitLong).Should(Succeed())
+		settled(ns, reg.Name)
 		expectNoWrites(ns, reg.Name)
 	})
 
@@ -123,7 +135,8 @@ var _ = Describe("Drift correction", func() {
 		handEdit(cm, ns, builders.ConfigMapName(reg), func() {
 			cm.Data[builders.ConfigFile] = "version: 0.1\nstorage: {inmemory: {}}\n"
 		})
-		Eventually(configYML(ns, reg.Name)).Should(Equal(want))
+		Eventually(configYML(ns, reg.Name)).WithTimeout(waitLong).Should(Equal(want))
+		settled(ns, reg.Name)
 		expectNoWrites(ns, reg.Name)
 	})
 
@@ -140,8 +153,9 @@ var _ = Describe("Drift correction", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(get(svc, ns, builders.ServiceName(reg))()).To(Succeed())
 			g.Expect(svc.Spec.Ports).To(ConsistOf(want))
-		}).Should(Succeed())
+		}).WithTimeout(waitLong).Should(Succeed())
 		Expect(svc.Spec.ClusterIP).To(Equal(clusterIP))
+		settled(ns, reg.Name)
 		expectNoWrites(ns, reg.Name)
 	})
 
@@ -155,8 +169,9 @@ var _ = Describe("Drift correction", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(get(pdb, ns, builders.PDBName(reg))()).To(Succeed())
 			g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
-		}).Should(Succeed())
+		}).WithTimeout(waitLong).Should(Succeed())
 		Expect(pdb.Labels).To(HaveKeyWithValue("hand", "edited"), "a label the operator does not set stays")
+		settled(ns, reg.Name)
 		expectNoWrites(ns, reg.Name)
 	})
 })
