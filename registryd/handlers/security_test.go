@@ -39,7 +39,7 @@ func TestTraversalRefusedOnEveryRoute(t *testing.T) {
 	type call struct{ method, path string }
 	var calls []call
 	for _, n := range names {
-		for _, c := range []call{
+		calls = append(calls, []call{
 			{"GET", "/v2/" + n + "/tags/list"},
 			{"GET", "/v2/" + n + "/manifests/v1"}, {"HEAD", "/v2/" + n + "/manifests/v1"},
 			{"PUT", "/v2/" + n + "/manifests/v2"}, {"DELETE", "/v2/" + n + "/manifests/" + md.String()},
@@ -51,12 +51,10 @@ func TestTraversalRefusedOnEveryRoute(t *testing.T) {
 			{"PUT", "/v2/" + n + "/blobs/uploads/" + uploadID + "?digest=" + config.String()}, {"DELETE", "/v2/" + n + "/blobs/uploads/" + uploadID},
 			{"GET", "/v2/" + n + "/referrers/" + md.String()},
 			{"GET", "/v2/_catalog?last=" + n},
-		} {
-			calls = append(calls, c)
-		}
+		}...)
 	}
 	for _, r := range refs {
-		for _, c := range []call{
+		calls = append(calls, []call{
 			{"GET", "/v2/lib/app/manifests/" + r}, {"HEAD", "/v2/lib/app/manifests/" + r},
 			{"PUT", "/v2/lib/app/manifests/" + r}, {"DELETE", "/v2/lib/app/manifests/" + r},
 			{"GET", "/v2/lib/app/blobs/" + r}, {"HEAD", "/v2/lib/app/blobs/" + r}, {"DELETE", "/v2/lib/app/blobs/" + r},
@@ -65,9 +63,7 @@ func TestTraversalRefusedOnEveryRoute(t *testing.T) {
 			{"PUT", "/v2/lib/app/blobs/uploads/" + r + "?digest=" + config.String()}, {"DELETE", "/v2/lib/app/blobs/uploads/" + r},
 			{"PUT", "/v2/lib/app/blobs/uploads/" + uploadID + "?digest=" + r},
 			{"GET", "/v2/lib/app/referrers/" + r},
-		} {
-			calls = append(calls, c)
-		}
+		}...)
 	}
 
 	for _, c := range calls {
