@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -168,4 +169,33 @@ func checkRBAC(rec *requestRecorder) {
 		len(granted)-len(unused), len(granted), strings.Join(unused, "\n  "))
 	AddReportEntry("rbac", report)
 	fmt.Fprintln(GinkgoWriter, report)
+}
+
+func TestAuthorizationOf(t *testing.T) {
+	for _, tt := range []struct {
+		method, url string
+		want        apiRequest
+		ok          bool
+	}{
+		{"GET", "/api/v1/namespaces/ns/configmaps/c", apiRequest{"get", "", "configmaps"}, true},
+		{"GET", "/api/v1/namespaces/ns/configmaps", apiRequest{"list", "", "configmaps"}, true},
+		{"GET", "/apis/apps/v1/deployments?watch=true", apiRequest{"watch", "apps", "deployments"}, true},
+		{"PATCH", "/apis/berth.dev/v1alpha1/namespaces/ns/registries/r/status", apiRequest{"patch", "berth.dev", "registries/status"}, true},
+		{"PUT", "/apis/berth.dev/v1alpha1/namespaces/ns/garbagecollections/g/finalizers", apiRequest{"update", "berth.dev", "garbagecollections/finalizers"}, true},
+		{"POST", "/api/v1/namespaces/ns/events", apiRequest{"create", "", "events"}, true},
+		{"DELETE", "/apis/batch/v1/namespaces/ns/jobs/j", apiRequest{"delete", "batch", "jobs"}, true},
+		{"DELETE", "/apis/batch/v1/namespaces/ns/jobs", apiRequest{"deletecollection", "batch", "jobs"}, true},
+		{"GET", "/api/v1/namespaces/ns", apiRequest{"get", "", "namespaces"}, true},
+		{"GET", "/apis/apps/v1", apiRequest{}, false},
+		{"GET", "/api", apiRequest{}, false},
+	} {
+		req, err := http.NewRequest(tt.method, "https://apiserver"+tt.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := authorizationOf(req)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s %s = %v, %v; want %v, %v", tt.method, tt.url, got, ok, tt.want, tt.ok)
+		}
+	}
 }
