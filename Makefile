@@ -91,15 +91,21 @@ setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet helm kustomize ## Run every unit, driver, compatibility, OCI conformance, packaging and envtest suite (RACE_PKGS under -race; every fuzz target for TEST_FUZZ_TIME).
+test: manifests generate vet helm kustomize ## Run every unit, driver (object stores against their emulators), compatibility, OCI conformance, packaging and envtest suite (RACE_PKGS under -race; every fuzz target for TEST_FUZZ_TIME).
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
 	redis="$$(hack/install-redis.sh)"; \
 	pebble="$$(hack/install-pebble.sh)"; \
+	versitygw="$$(hack/install-versitygw.sh)"; \
+	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
+	azurite="$$(hack/install-azurite.sh)"; \
 	race="$$($(GO) list $(RACE_PKGS))"; \
 	rest="$$($(GO) list ./... | grep -vxF -f <(echo "$$race"))"; \
-	export KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)"; \
+	export KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" \
+	  REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" \
+	  VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
+	  HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)"; \
 	$(GO) test $(GO_TEST_FLAGS) $$rest; \
 	$(GO) test -race $(GO_TEST_FLAGS) $$race
 	if [ "$(TEST_FUZZ_TIME)" != 0 ]; then FUZZ_TIME=$(TEST_FUZZ_TIME) hack/fuzz.sh; fi
@@ -113,7 +119,11 @@ test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.
 	$(GO) test -tags e2e -count=1 -timeout 60m ./test/e2e/... -v
 
 .PHONY: bench
-bench: ## Run the benchmarks (registryd against the Distribution registry).
+bench: ## Run the benchmarks (registryd against the Distribution registry; push/pull MB/s per storage driver).
+	versitygw="$$(hack/install-versitygw.sh)"; \
+	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
+	azurite="$$(hack/install-azurite.sh)"; \
+	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
 	$(GO) test -run '^$$' -bench . -benchmem ./test/bench/...
 
 ##@ Build

@@ -155,6 +155,11 @@ ensure_netns() {
   # No default route on purpose: pods reach the node and each other, never
   # the network outside the machine.
   in_ns sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+  # Pods reach the host end of the link too (a peer a test runs on the
+  # machine, e.g. an S3 server): the host has no route to the pod range,
+  # so their packets leave the node with the node's address.
+  local masq=(POSTROUTING -s "${POD_CIDR}" -d "${HOST_IP}/32" -j MASQUERADE)
+  in_ns iptables -t nat -C "${masq[@]}" 2>/dev/null || in_ns iptables -t nat -A "${masq[@]}"
 }
 
 in_ns() { nsenter --net="/run/netns/${NETNS}" -- "$@"; }

@@ -190,7 +190,7 @@ func garbageCollect(ctx context.Context, configPath string, f gcFlags, stderr io
 	if f.quiet {
 		logger = slog.New(minLevel{Handler: logger.Handler(), level: slog.LevelWarn})
 	}
-	drv, err := server.NewStorageDriver(&cfg.Storage)
+	drv, err := server.NewStorageDriver(&cfg.Storage, server.WithDriverLogger(logger))
 	if err != nil {
 		return nil, err
 	}

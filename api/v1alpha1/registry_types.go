@@ -539,7 +539,9 @@ type RegistryHTTP struct {
 	// RelativeURLs makes Location headers relative.
 	// +optional
 	RelativeURLs bool `json:"relativeURLs,omitempty"`
-	// DrainTimeout is how long in-flight requests may finish on shutdown.
+	// DrainTimeout is how long in-flight requests may finish on shutdown
+	// (default 30s). Pods get it, plus 10s before SIGTERM to leave the
+	// Service and 10s of margin, as their termination grace period.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional

@@ -393,9 +393,9 @@ func (r *renderer) http(c *configuration.Configuration) {
 	if m := spec.Metrics; m != nil && m.Enabled {
 		h.Debug.Prometheus = configuration.Prometheus{Enabled: true, Path: "/metrics"}
 	}
+	h.DrainTimeout = DrainTimeout(r.reg)
 	if x := spec.HTTP; x != nil {
 		h.Prefix, h.Host, h.RelativeURLs = x.Prefix, x.Host, x.RelativeURLs
-		h.DrainTimeout = duration(x.DrainTimeout)
 		for k, v := range x.Headers {
 			h.Headers[k] = v
 		}

@@ -77,7 +77,7 @@ func TestCheckSupported(t *testing.T) {
 // runs among the golden cases, so a change to configuration.Implemented
 // that drops one is noticed here as well as in registryd.
 func TestImplementedRunsTheEverydayCases(t *testing.T) {
-	for _, name := range []string{"filesystem-pvc", "htpasswd-users", "token", "tls-client-ca", "notifications", "read-only", "proxy", "extra-config"} {
+	for _, name := range []string{"filesystem-pvc", "htpasswd-users", "token", "tls-client-ca", "notifications", "read-only", "proxy", "extra-config", "azure", "gcs", "s3"} {
 		rendered, err := Render(registry(goldenCases[name]), true)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +49,26 @@ func ReadWriteOnce(reg *berthv1alpha1.Registry) bool {
 	return !slices.Contains(modes, corev1.ReadWriteMany)
 }
 
+// PreStopDelay is how long a terminating registryd pod keeps serving
+// before SIGTERM, so that it leaves the Service's endpoints before it
+// stops accepting connections: what keeps a rolling update from failing
+// requests.
+const PreStopDelay = 10 * time.Second
+
+// DefaultDrainTimeout is http.draintimeout when spec.http.drainTimeout is
+// unset: how long registryd lets in-flight requests (a large layer's pull
+// or push) finish after SIGTERM.
+const DefaultDrainTimeout = 30 * time.Second
+
+// DrainTimeout is reg's drain: spec.http.drainTimeout, else
+// DefaultDrainTimeout.
+func DrainTimeout(reg *berthv1alpha1.Registry) time.Duration {
+	if h := reg.Spec.HTTP; h != nil && h.DrainTimeout != nil {
+		return h.DrainTimeout.Duration
+	}
+	return DefaultDrainTimeout
+}
+
 // Deployment runs registryd for reg. image is the manager's registryd
 // image, used unless the spec overrides it; checksum is Checksum's result.
 func Deployment(reg *berthv1alpha1.Registry, rendered *Rendered, image, checksum string) *appsv1.Deployment {
@@ -84,10 +105,15 @@ func Deployment(reg *berthv1alpha1.Registry, rendered *Rendered, image, checksum
 		{Name: DebugPortName, ContainerPort: DebugPort, Protocol: corev1.ProtocolTCP},
 	}
 	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = probe(2, 30), probe(5, 3), liveness
-	if spec.HTTP != nil && spec.HTTP.DrainTimeout != nil {
-		// Leave the drain its time plus a margin before SIGKILL.
-		pod.TerminationGracePeriodSeconds = ptr.To(int64(spec.HTTP.DrainTimeout.Seconds()) + 10)
-	}
+
+	// A terminating pod first waits PreStopDelay, serving as before,
+	// while its endpoint leaves every Service (kube-proxy and clients
+	// that resolved it earlier stop sending it new connections); then
+	// SIGTERM starts registryd's drain; SIGKILL comes 10 s after both.
+	c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+		Sleep: &corev1.SleepAction{Seconds: int64(PreStopDelay.Seconds())},
+	}}
+	pod.TerminationGracePeriodSeconds = ptr.To(int64((PreStopDelay + DrainTimeout(reg)).Seconds()) + 10)
 
 	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	if ReadWriteOnce(reg) {

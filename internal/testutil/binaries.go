@@ -15,8 +15,16 @@ import (
 	"testing"
 )
 
+// TB is the part of testing.TB the helpers that Ginkgo specs use too need
+// (GinkgoT() has it).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // RepoRoot is the repository's top directory.
-func RepoRoot(t testing.TB) string {
+func RepoRoot(t TB) string {
 	t.Helper()
 	return repoRoot()
 }
@@ -46,7 +54,7 @@ var (
 // environment variable env is set (the Makefile sets it after running the
 // script itself) its value is used instead. The script runs once per test
 // binary.
-func HackTool(t testing.TB, env, script string) string {
+func HackTool(t TB, env, script string) string {
 	t.Helper()
 	p, err := LookupHackTool(env, script)
 	if err != nil {

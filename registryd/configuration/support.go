@@ -34,7 +34,7 @@ type Support struct {
 // Each call returns a new value; callers may modify it.
 func Implemented() Support {
 	return Support{
-		StorageDrivers: []string{DriverFilesystem, DriverInMemory},
+		StorageDrivers: []string{DriverFilesystem, DriverInMemory, DriverAzure, DriverGCS, DriverS3},
 		Features: []string{
 			"log.hooks",
 			"log.formatter.json",
@@ -44,6 +44,7 @@ func Implemented() Support {
 			"storage.cache.blobdescriptor.redis",
 			"storage.maintenance.readonly",
 			"storage.maintenance.uploadpurging",
+			"storage.redirect",
 			"storage.tag",
 			"http.net.unix",
 			"http.headers",
@@ -66,6 +67,7 @@ func Implemented() Support {
 			"validation.manifests.urls",
 			"validation.manifests.indexes.none",
 			"validation.manifests.indexes.list",
+			"middleware.storage.redirect",
 		},
 	}
 }

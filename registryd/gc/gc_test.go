@@ -35,32 +35,40 @@ func TestCollectRandomStores(t *testing.T) {
 			t.Run(fmt.Sprintf("seed=%d/delete-untagged=%v", seed, untagged), func(t *testing.T) {
 				t.Parallel()
 				c, drv, _ := newRegistryd(t)
-				m := newModel(c, seed, 4, true)
-				m.build(25)
-				liveManifests, liveBlobs := m.live(untagged, true)
-
-				sum, err := gc.Run(ctx, drv, gc.Options{DeleteUntagged: untagged, Workers: 3})
-				if err != nil {
-					t.Fatalf("Run: %v (%+v)", err, sum)
-				}
-				checkStore(t, m, drv, liveManifests, liveBlobs)
-				if got, want := sum.BlobsMarked, len(liveBlobs); got != want {
-					t.Errorf("BlobsMarked = %d, want %d", got, want)
-				}
-				if !untagged && sum.ManifestsDeleted != 0 {
-					t.Errorf("without --delete-untagged %d manifests were deleted", sum.ManifestsDeleted)
-				}
-
-				// A second run finds nothing more to do.
-				again, err := gc.Run(ctx, drv, gc.Options{DeleteUntagged: untagged})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if again.ManifestsDeleted+again.BlobsDeleted+again.LayerLinksDeleted+again.TagIndexEntriesDeleted != 0 {
-					t.Errorf("second run deleted more: %+v", again)
-				}
+				collectRandomStore(t, c, drv, seed, untagged)
 			})
 		}
+	}
+}
+
+// collectRandomStore builds a random store through c (served over drv),
+// collects it and checks the result; then a second run must find nothing
+// more to do. Every storage driver's store is checked by it.
+func collectRandomStore(t *testing.T, c *client, drv driver.StorageDriver, seed uint64, untagged bool) {
+	t.Helper()
+	m := newModel(c, seed, 4, true)
+	m.build(25)
+	liveManifests, liveBlobs := m.live(untagged, true)
+
+	sum, err := gc.Run(ctx, drv, gc.Options{DeleteUntagged: untagged, Workers: 3})
+	if err != nil {
+		t.Fatalf("Run: %v (%+v)", err, sum)
+	}
+	checkStore(t, m, drv, liveManifests, liveBlobs)
+	if got, want := sum.BlobsMarked, len(liveBlobs); got != want {
+		t.Errorf("BlobsMarked = %d, want %d", got, want)
+	}
+	if !untagged && sum.ManifestsDeleted != 0 {
+		t.Errorf("without --delete-untagged %d manifests were deleted", sum.ManifestsDeleted)
+	}
+
+	// A second run finds nothing more to do.
+	again, err := gc.Run(ctx, drv, gc.Options{DeleteUntagged: untagged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ManifestsDeleted+again.BlobsDeleted+again.LayerLinksDeleted+again.TagIndexEntriesDeleted != 0 {
+		t.Errorf("second run deleted more: %+v", again)
 	}
 }
 

@@ -113,8 +113,8 @@ func (c *collector) sweepBlobs(ctx context.Context) error {
 		return err
 	}
 	c.log.Info("Deleting blobs", "count", len(dead), "marked", marked, "keptYoung", young, "dryRun", c.opts.DryRun)
-	parallel(ctx, c.opts.Workers, dead, func(ctx context.Context, b Blob) {
-		if err := c.deleteDir(ctx, storage.BlobPath(b.Digest)); err != nil {
+	c.deleteBlobs(ctx, dead, func(b Blob, err error) {
+		if err != nil {
 			c.failUnlessStopped(fmt.Errorf("blob %s: %w", b.Digest, err))
 			c.keepBlob(b.Digest)
 			return

@@ -38,11 +38,13 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 		return err
 	}
 	h.emitBlob(r, notifications.ActionPull, rt.Name, "", desc)
-	if u, err := h.store.BlobRedirectURL(r.Context(), r.Method, desc.Digest); err != nil {
-		return err
-	} else if u != "" {
-		http.Redirect(w, r, u, http.StatusTemporaryRedirect) //nolint:gosec // G710: the URL is the storage driver's, not the client's
-		return nil
+	if redirectable(r) {
+		if u, err := h.store.BlobRedirectURL(r.Context(), r.Method, desc.Digest); err != nil {
+			return err
+		} else if u != "" {
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect) //nolint:gosec // G710: the URL is the storage driver's, not the client's
+			return nil
+		}
 	}
 	hd := w.Header()
 	hd.Set("Docker-Content-Digest", d.String())

@@ -126,8 +126,11 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if o.AccessLog == nil {
 		o.AccessLog = os.Stdout
 	}
-	drv, err := NewStorageDriver(&cfg.Storage)
+	drv, err := NewStorageDriver(&cfg.Storage, WithDriverLogger(o.Logger))
 	if err != nil {
+		return nil, err
+	}
+	if drv, err = withRedirects(cfg, drv); err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: o.Logger, driver: drv}

@@ -35,8 +35,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,8 +70,12 @@ func TestRegistrydToDistribution(t *testing.T) {
 // the same directory with the second and checks that it serves everything
 // the first did, byte for byte, and exactly what was pushed.
 func roundTrip(t *testing.T, fromName, fromBin, toName, toBin string) {
-	root := t.TempDir()
-	from := startRegistry(t, fromName, fromBin, root)
+	roundTripOn(t, filesystemSection(t.TempDir()), fromName, fromBin, toName, toBin)
+}
+
+// roundTripOn is roundTrip on the storage section given.
+func roundTripOn(t *testing.T, section, fromName, fromBin, toName, toBin string) {
+	from := startOn(t, fromName, fromBin, section)
 	pushed := push(t, from)
 	before := take(t, from)
 	pushed.check(t, before)
@@ -81,13 +83,13 @@ func roundTrip(t *testing.T, fromName, fromBin, toName, toBin string) {
 	if fromName == "registryd" {
 		// registryd answered referrers from its index: Distribution must
 		// serve the directory as if the index were not there.
-		index := filepath.Join(root, "docker/registry/v2/repositories/compat/artifact/_berth/referrers/indexed")
-		if _, err := os.Stat(index); err != nil {
+		index := "/docker/registry/v2/repositories/compat/artifact/_berth/referrers/indexed"
+		if _, err := storageDriver(t, section).Stat(t.Context(), index); err != nil {
 			t.Fatalf("registryd wrote no referrers index: %v", err)
 		}
 	}
 
-	to := startRegistry(t, toName, toBin, root)
+	to := startOn(t, toName, toBin, section)
 	after := take(t, to)
 	if d := before.diff(after); d != "" {
 		t.Fatalf("%s serves %s's directory differently:\n%s", toName, fromName, d)

@@ -30,8 +30,8 @@ import (
 // Implementations must be safe for concurrent use. Readers never observe a
 // torn PutContent. Whether bytes written through a FileWriter are visible
 // at its path before Commit is up to the driver (filesystem and inmemory
-// write in place, as Distribution's do; object stores publish on Commit),
-// so callers must not rely on either.
+// write in place, as Distribution's do; the object stores publish on Close
+// and Commit), so callers must not rely on either.
 type StorageDriver interface {
 	// Name returns the driver's registered name ("filesystem", "inmemory", ...).
 	Name() string
@@ -236,4 +236,33 @@ func (s WriterState) Usable(driverName, path string) error {
 		return fmt.Errorf("%s: writer for %s already cancelled", driverName, path)
 	}
 	return nil
+}
+
+// FileDeleter is an optional capability of drivers that delete many files
+// in few requests (an object store's batch delete): the garbage collector
+// uses it to remove blobs in batches rather than one request each.
+type FileDeleter interface {
+	// DeleteFiles deletes the files at paths — the objects themselves,
+	// never what lies below them — and reports the paths it could not
+	// delete, with why. A path already gone is not a failure. err is
+	// set when nothing could be tried (a request that failed as a
+	// whole); failed and err may both be set.
+	DeleteFiles(ctx context.Context, paths []string) (failed map[string]error, err error)
+}
+
+// AsFileDeleter finds the FileDeleter behind d and the wrappers around it
+// (anything with an Unwrap() StorageDriver method, Validating included).
+// Paths given to it are not validated: callers pass layout paths.
+func AsFileDeleter(d StorageDriver) (FileDeleter, bool) {
+	for d != nil {
+		if fd, ok := d.(FileDeleter); ok {
+			return fd, true
+		}
+		u, ok := d.(interface{ Unwrap() StorageDriver })
+		if !ok {
+			return nil, false
+		}
+		d = u.Unwrap()
+	}
+	return nil, false
 }

@@ -25,6 +25,22 @@ func TestFilesystem(t *testing.T) {
 	testsuites.Run(t, newTestDriver)
 }
 
+// Two registryd replicas on one ReadWriteMany volume.
+func TestFilesystemSharedByReplicas(t *testing.T) {
+	testsuites.RunShared(t, func(t *testing.T) (driver.StorageDriver, driver.StorageDriver) {
+		root := t.TempDir()
+		a, err := New(Parameters{RootDirectory: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(Parameters{RootDirectory: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	})
+}
+
 func TestOnDiskLayout(t *testing.T) {
 	ctx := t.Context()
 	root := t.TempDir()

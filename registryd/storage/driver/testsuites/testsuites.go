@@ -22,6 +22,11 @@
 //     never silently passed.
 //   - Everything is bounded: no sleeps, fixed iteration counts, and the
 //     largest object is LargeFileSize (32 MiB by default).
+//   - Nothing assumes a listing fits one page: ManyEntries lists, walks and
+//     deletes more entries than a driver that lists in small pages (object
+//     stores, with their page size turned down by the test) gets per page.
+//   - RunShared checks what replicas on one storage rely on, with two
+//     drivers over the same storage.
 package testsuites
 
 import (
@@ -59,6 +64,7 @@ type Option func(*config)
 type config struct {
 	lacks         map[Capability]bool
 	largeFileSize int64
+	manyEntries   int
 }
 
 // Lacks declares capabilities the driver does not have; the subtests that
@@ -89,7 +95,7 @@ type suite struct {
 // Run runs the whole suite against the driver newDriver builds.
 func Run(t *testing.T, newDriver NewDriver, opts ...Option) {
 	s := &suite{
-		cfg:       config{lacks: map[Capability]bool{}, largeFileSize: 32 << 20},
+		cfg:       config{lacks: map[Capability]bool{}, largeFileSize: 32 << 20, manyEntries: 300},
 		newDriver: newDriver,
 	}
 	for _, o := range opts {
@@ -113,6 +119,7 @@ func Run(t *testing.T, newDriver NewDriver, opts ...Option) {
 		{"ReaderOffsets", s.testReaderOffsets, ""},
 		{"Stat", s.testStat, ""},
 		{"List", s.testList, ""},
+		{"ManyEntries", s.testManyEntries, ""},
 		{"Move", s.testMove, ""},
 		{"MoveOverwrite", s.testMoveOverwrite, ""},
 		{"MoveNestedDestination", s.testMoveNested, ""},
