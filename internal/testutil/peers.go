@@ -130,7 +130,7 @@ func startPeer(name, bin string, args, env []string, addr string, ready func() b
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, p.err, p.log)
+			return nil, fmt.Errorf("%s exited before serving: %w\n%s", name, p.err, p.log)
 		case <-tick.C:
 		}
 	}
