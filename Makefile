@@ -5,8 +5,10 @@
 
 # Version stamped into both binaries.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# Kubernetes version of the envtest (and, later, e2e cluster) binaries.
-K8S_VERSION ?= 1.33.13
+# Kubernetes version of the envtest and local-cluster binaries: hack/k8s-version
+# is the one place it is written (the scripts, the e2e suite and the packaging
+# test read it; test/packaging checks go.mod's k8s.io libraries match).
+K8S_VERSION ?= $(shell cat hack/k8s-version)
 # Image the manager deploys registryd with (passed as --registryd-image / REGISTRYD_IMAGE).
 REGISTRYD_IMG ?= berth/registryd:$(VERSION)
 # Manager image `make deploy` installs.
@@ -27,6 +29,14 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 GO ?= go
 LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?=
+# Packages `make test` runs under the race detector: registryd and the
+# controllers, where the concurrency is.
+RACE_PKGS ?= ./registryd/... ./controllers/...
+# -fuzztime of each fuzz target in `make fuzz` (hack/fuzz.sh lists them),
+# and in `make test` (which also runs every seed corpus as ordinary tests;
+# TEST_FUZZ_TIME=0 skips the fuzzing there).
+FUZZ_TIME ?= 1m
+TEST_FUZZ_TIME ?= 2s
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -62,15 +72,26 @@ vet: ## go vet the tree.
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint.
+lint: golangci-lint ## Run golangci-lint (.golangci.yml) over the tree, tests and e2e included.
 	$(GOLANGCI_LINT) run ./...
+
+.PHONY: verify
+verify: manifests generate ## Regenerate (deepcopy, CRDs, RBAC, chart copies), go mod tidy, gofmt; fail if the tree changed.
+	$(GO) mod tidy
+	gofmt -w $$(git ls-files '*.go')
+	@changed="$$(git status --porcelain)"; \
+	if [ -n "$$changed" ]; then \
+	  echo "make verify: these files differ from what generation, go mod tidy and gofmt produce (or are uncommitted):" >&2; \
+	  echo "$$changed" >&2; \
+	  exit 1; \
+	fi
 
 .PHONY: setup-envtest
 setup-envtest: ## Build kube-apiserver and fetch etcd for envtest into bin/k8s/<version> (cached).
 	@K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh
 
 .PHONY: test
-test: manifests generate vet helm kustomize ## Run every unit, driver (object stores against their emulators), compatibility, OCI conformance, packaging and envtest suite.
+test: manifests generate vet helm kustomize ## Run every unit, driver (object stores against their emulators), compatibility, OCI conformance, packaging and envtest suite (RACE_PKGS under -race; every fuzz target for TEST_FUZZ_TIME).
 	assets="$$(K8S_VERSION=$(K8S_VERSION) hack/setup-envtest.sh)"; \
 	dist="$$(hack/install-distribution.sh)"; \
 	conformance="$$(hack/conformance.sh)"; \
@@ -79,10 +100,19 @@ test: manifests generate vet helm kustomize ## Run every unit, driver (object st
 	versitygw="$$(hack/install-versitygw.sh)"; \
 	fakegcs="$$(hack/install-fake-gcs-server.sh)"; \
 	azurite="$$(hack/install-azurite.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" \
-	REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" \
-	VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
-	HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(GO_TEST_FLAGS) ./...
+	race="$$($(GO) list $(RACE_PKGS))"; \
+	rest="$$($(GO) list ./... | grep -vxF -f <(echo "$$race"))"; \
+	export KUBEBUILDER_ASSETS="$$assets" DISTRIBUTION_REGISTRY="$$dist" OCI_CONFORMANCE="$$conformance" \
+	  REDIS_SERVER="$$redis" PEBBLE_DIR="$$pebble" \
+	  VERSITYGW="$$versitygw" FAKE_GCS_SERVER="$$fakegcs" AZURITE="$$azurite" \
+	  HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)"; \
+	$(GO) test $(GO_TEST_FLAGS) $$rest; \
+	$(GO) test -race $(GO_TEST_FLAGS) $$race
+	if [ "$(TEST_FUZZ_TIME)" != 0 ]; then FUZZ_TIME=$(TEST_FUZZ_TIME) hack/fuzz.sh; fi
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZ_TIME each (make test runs their seed corpora).
+	FUZZ_TIME=$(FUZZ_TIME) hack/fuzz.sh
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end suite against the cluster in KUBECONFIG.

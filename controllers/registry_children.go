@@ -8,16 +8,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/robfig/cron/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -29,8 +33,9 @@ import (
 
 // AppliedHashAnnotation on every applied child is a hash of what the
 // operator last applied. A child whose annotation matches the desired
-// object is not applied again, so a reconcile with nothing to change
-// issues no write.
+// object, and whose live fields still hold every value the operator sets
+// (see putBack), is not applied again, so a reconcile with nothing to
+// change issues no write.
 const AppliedHashAnnotation = "berth.dev/applied-hash"
 
 // problem is something the user must fix; it becomes Degraded's reason and
@@ -222,7 +227,7 @@ func (r *RegistryReconciler) reconcileHTPasswd(ctx context.Context, s *registryS
 	file, err := builders.HTPasswd(a.Htpasswd.Users, passwords, current.Data[builders.HTPasswdSecretKey], hasher)
 	if err != nil {
 		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, "spec.auth.htpasswd.users: " + err.Error()}
-		return nil
+		return nil //nolint:nilerr // the spec's error is reported in the status, not retried
 	}
 	_, err = r.apply(ctx, s.reg, builders.HTPasswdSecret(s.reg, file))
 	return err
@@ -297,7 +302,8 @@ func (r *RegistryReconciler) reconcileCertificate(ctx context.Context, s *regist
 
 // apply is the one place children are written: it sets the owner
 // reference and the applied hash, and server-side applies the object
-// unless the live one already carries the same hash. It returns the live
+// unless the live one already carries the same hash and has not drifted
+// from it (a hand edit of a field the operator sets). It returns the live
 // object.
 func (r *RegistryReconciler) apply(ctx context.Context, reg *berthv1alpha1.Registry, obj client.Object) (client.Object, error) {
 	if err := controllerutil.SetControllerReference(reg, obj, r.Scheme()); err != nil {
@@ -323,7 +329,7 @@ func (r *RegistryReconciler) apply(ctx context.Context, reg *berthv1alpha1.Regis
 	err = r.Get(ctx, client.ObjectKeyFromObject(obj), live)
 	switch {
 	case err == nil && live.GetAnnotations()[AppliedHashAnnotation] == hash:
-		return live, nil
+		return r.putBack(ctx, data, live)
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, err
 	}
@@ -332,6 +338,127 @@ func (r *RegistryReconciler) apply(ctx context.Context, reg *berthv1alpha1.Regis
 	}
 	log.FromContext(ctx).Info("Applied "+kindOf(obj), "name", obj.GetName())
 	return obj, nil
+}
+
+// putBack corrects drift: a live child whose hash says it is what the
+// operator last applied, but whose fields someone edited since. Each
+// top-level section holding a field the operator sets whose live value
+// differs (see differs) is written back with a JSON merge patch of the
+// desired section: maps merge (what the API server or others added
+// stays), lists are replaced whole (an env var or a port added by hand
+// goes, as it would from `kubectl apply` of the object). Labels and
+// annotations are put back without touching the rest of metadata. A
+// PersistentVolumeClaim is never compared: its spec is immutable but for
+// a resize, which is the user's to make. Nothing is written when nothing
+// drifted.
+func (r *RegistryReconciler) putBack(ctx context.Context, desired []byte, live client.Object) (client.Object, error) {
+	if _, ok := live.(*corev1.PersistentVolumeClaim); ok {
+		return live, nil
+	}
+	var want, got map[string]any
+	if err := json.Unmarshal(desired, &want); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(live)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		return nil, err
+	}
+	patch := map[string]any{}
+	var fields []string
+	for key, w := range want {
+		switch key {
+		case "apiVersion", "kind", "status":
+			// TypeMeta is not filled in on typed objects read back, and
+			// status is never the operator's to set on a child.
+			continue
+		case "metadata":
+			wm, _ := w.(map[string]any)
+			gm, _ := got["metadata"].(map[string]any)
+			section := map[string]any{}
+			for _, k := range []string{"labels", "annotations"} {
+				if f := differs("metadata."+k, wm[k], gm[k]); f != "" {
+					section[k] = wm[k]
+					fields = append(fields, f)
+				}
+			}
+			if len(section) > 0 {
+				patch["metadata"] = section
+			}
+		default:
+			if f := differs(key, w, got[key]); f != "" {
+				patch[key] = w
+				fields = append(fields, f)
+			}
+		}
+	}
+	if len(patch) == 0 {
+		return live, nil
+	}
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(fields)
+	if err := r.Patch(ctx, live, client.RawPatch(types.MergePatchType, body), FieldOwner); err != nil {
+		return nil, fmt.Errorf("putting back %s %s (%s): %w", kindOf(live), live.GetName(), strings.Join(fields, ", "), err)
+	}
+	log.FromContext(ctx).Info("Put back a hand edit of "+kindOf(live), "name", live.GetName(), "fields", fields)
+	return live, nil
+}
+
+// differs names the first path under which want, the desired JSON value,
+// sets something got, the live one, lacks: "" when every value want sets
+// is in got. Values got adds are not compared (defaults, a cluster IP), an
+// empty string in want is an unset field of a typed object, and a list
+// must have want's length with each of want's elements found in it (in
+// any order for objects, whose server defaults differ element by element).
+func differs(path string, want, got any) string {
+	switch w := want.(type) {
+	case nil:
+		return ""
+	case string:
+		if w == "" {
+			return "" // an unset field of a typed object
+		}
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return path
+		}
+		for k, v := range w {
+			if p := differs(path+"."+k, v, g[k]); p != "" {
+				return p
+			}
+		}
+		return ""
+	case []any:
+		g, ok := got.([]any)
+		if !ok {
+			return path
+		}
+		if len(w) != len(g) {
+			return path
+		}
+		for i, v := range w {
+			if _, isObject := v.(map[string]any); !isObject {
+				if !equality.Semantic.DeepEqual(v, g[i]) {
+					return path
+				}
+				continue
+			}
+			if !slices.ContainsFunc(g, func(e any) bool { return differs("", v, e) == "" }) {
+				return fmt.Sprintf("%s[%d]", path, i)
+			}
+		}
+		return ""
+	}
+	if !equality.Semantic.DeepEqual(want, got) {
+		return path
+	}
+	return ""
 }
 
 func kindOf(obj client.Object) string {

@@ -30,6 +30,7 @@ var (
 	testEnv   *envtest.Environment
 	ctx       context.Context
 	cancel    context.CancelFunc
+	recorder  *requestRecorder
 )
 
 func TestControllers(t *testing.T) {
@@ -59,7 +60,11 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	// The manager's requests are recorded for the RBAC check (rbac_test.go).
+	mgrCfg := rest.CopyConfig(cfg)
+	recorder = &requestRecorder{seen: map[apiRequest]bool{}}
+	mgrCfg.Wrap(recorder.wrap)
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:  scheme.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
@@ -80,5 +85,6 @@ var _ = BeforeSuite(func() {
 
 var _ = AfterSuite(func() {
 	cancel()
+	checkRBAC(recorder)
 	Expect(testEnv.Stop()).To(Succeed())
 })

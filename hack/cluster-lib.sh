@@ -16,7 +16,7 @@ if [[ -f "${CLUSTER_DIR}/cluster.env" ]]; then
   source "${CLUSTER_DIR}/cluster.env"
 fi
 
-K8S_VERSION="${K8S_VERSION:-1.33.13}"
+K8S_VERSION="${K8S_VERSION:-$(<"${ROOT}/hack/k8s-version")}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 # Short name: the network namespace is berth-<name>, the host end of the veth
 # pair bh-<name> (interface names are limited to 15 bytes).

@@ -15,13 +15,13 @@
 # in well under a second. Progress goes to stderr; stdout carries only the path.
 #
 # Environment:
-#   K8S_VERSION        Kubernetes version to build (default below)
+#   K8S_VERSION        Kubernetes version to build (default: hack/k8s-version)
 #   K8S_COMPONENTS     cmd/ packages to build (default: kube-apiserver)
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-1.33.13}"
-K8S_COMPONENTS="${K8S_COMPONENTS:-kube-apiserver}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+K8S_VERSION="${K8S_VERSION:-$(<"${ROOT}/hack/k8s-version")}"
+K8S_COMPONENTS="${K8S_COMPONENTS:-kube-apiserver}"
 DEST="${ROOT}/bin/k8s/${K8S_VERSION}"
 BUILD="${ROOT}/bin/k8s/build-${K8S_VERSION}"
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -41,7 +42,7 @@ func TestSocketActivation(t *testing.T) {
 	// own PID and execs registryd, which keeps the PID and descriptor 3.
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve "$1"`, testutil.Registryd(t), cfg)
 	cmd.ExtraFiles = []*os.File{f}
-	var logs bytes.Buffer
+	var logs testutil.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -51,32 +52,30 @@ func TestSocketActivation(t *testing.T) {
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case _ = <-exited:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			_ = <-exited
 		}
 	}()
 
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	testutil.EventuallyNoError(t, "registryd serves on the activated socket "+addr, func() error {
 		select {
 		case err := <-exited:
-			t.Fatalf("registryd exited: %v\n%s", err, logs.String())
-		case <-time.After(20 * time.Millisecond):
+			return testutil.Permanent(fmt.Errorf("registryd exited: %w\n%s", err, logs.String()))
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registryd does not serve on the activated socket %s: %v", addr, err)
+		resp, err := client.Get("http://" + addr + "/v2/")
+		if err != nil {
+			return err
 		}
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /v2/: %s", resp.Status)
+		}
+		return nil
+	}, testutil.Every(20*time.Millisecond))
 }
 
 // TestServeRefusesNoAddressWithoutActivation: without http.addr and without

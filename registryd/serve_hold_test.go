@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // configMapDir lays keys out the way the kubelet mounts a ConfigMap: a
@@ -84,7 +86,7 @@ http:
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			<-d.exit
+			_ = <-d.exit
 		}
 	})
 	addr := d.waitLog(t, regexp.MustCompile(`msg=Listening network=tcp addr=(\S+)`))[1]
@@ -120,13 +122,12 @@ http:
 	}
 	waitStatus := func(what string, cond func(status) bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond(get()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s: %+v\n%s", what, get(), d.log())
+		testutil.EventuallyNoError(t, what, func() error {
+			if st := get(); !cond(st) {
+				return fmt.Errorf("status %+v\n%s", st, d.log())
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		}, testutil.Within(30*time.Second))
 	}
 
 	// The very first request, a write, is refused.

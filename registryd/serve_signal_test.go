@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,29 +28,23 @@ import (
 // daemon is a registryd serve process whose stderr is collected.
 type daemon struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs strings.Builder
+	logs testutil.LockedBuffer
 	exit chan error
 }
 
-func (d *daemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
+func (d *daemon) log() string { return d.logs.String() }
 
 // waitLog polls the log for a match of re for at most 30 seconds.
 func (d *daemon) waitLog(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(d.log()); m != nil {
-			return m
+	var m []string
+	testutil.EventuallyNoError(t, "a log line matches "+re.String(), func() error {
+		if m = re.FindStringSubmatch(d.log()); m == nil {
+			return errors.New("no match in:\n" + d.log())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no log line matching %s:\n%s", re, d.log())
-	return nil
+		return nil
+	}, testutil.Within(30*time.Second))
+	return m
 }
 
 // startDaemon runs registryd serve with args.
@@ -70,9 +64,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			d.mu.Lock()
-			d.logs.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
+			_, _ = d.logs.Write([]byte(sc.Text() + "\n"))
 		}
 		close(copied)
 	}()
@@ -157,18 +149,14 @@ http:
 		t.Fatal(err)
 	}
 	d.waitLog(t, regexp.MustCompile(`msg=Draining timeout=30s`))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.Eventually(t, "new connections are refused while draining", func() bool {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
-			break
+			return true
 		}
 		conn.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting connections while draining")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	}, testutil.Within(30*time.Second))
 	select {
 	case err := <-d.exit:
 		t.Fatalf("exited before the upload finished: %v\n%s", err, d.log())
@@ -243,7 +231,7 @@ http:
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-d.exit:
+		case _ = <-d.exit:
 		case <-time.After(30 * time.Second):
 			t.Error("registryd did not stop")
 		}
@@ -269,13 +257,12 @@ http:
 		t.Fatalf("status at start: %s", got)
 	}
 	swap(2, true)
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.HasPrefix(readOnly(), `true {"readOnly":true`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("read-only never reported: %s\n%s", readOnly(), d.log())
+	testutil.EventuallyNoError(t, "read-only is reported", func() error {
+		if got := readOnly(); !strings.HasPrefix(got, `true {"readOnly":true`) {
+			return fmt.Errorf("status %s\n%s", got, d.log())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	}, testutil.Within(30*time.Second))
 	resp, err := http.Post("http://"+addr+"/v2/x/blobs/uploads/", "", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,30 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
-
-// syncBuffer collects what the server writes from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serveInProcess runs `registryd serve args... config.yml` in this process
 // on a free loopback port until the test ends, and waits until /v2/
@@ -62,7 +43,7 @@ http:
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.LockedBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append(append([]string{"serve"}, args...), path), &stdout, &stderr) }()
 	t.Cleanup(func() {
@@ -76,23 +57,20 @@ http:
 			t.Logf("stderr:\n%s", stderr.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
+	testutil.EventuallyNoError(t, "registryd serve answers", func() error {
 		select {
 		case code := <-done:
-			t.Fatalf("registryd serve exited %d:\n%s", code, stderr.String())
+			return testutil.Permanent(fmt.Errorf("registryd serve exited %d:\n%s", code, stderr.String()))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registryd serve did not answer: %v", err)
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return nil
+	}, testutil.Every(20*time.Millisecond))
+	return addr
 }
 
 func TestServeTimeoutFlags(t *testing.T) {

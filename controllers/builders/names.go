@@ -21,7 +21,7 @@ const (
 	// ConfigMap (registryd/control.HoldFileName).
 	HoldFile       = control.HoldFileName
 	DataDir        = "/var/lib/registry"
-	SecretsDir     = "/etc/registryd/secrets"
+	SecretsDir     = "/etc/registryd/secrets" //nolint:gosec // G101: a directory, not a credential
 	ContainerName  = "registryd"
 	DefaultService = 5000
 

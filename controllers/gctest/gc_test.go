@@ -230,14 +230,14 @@ var _ = Describe("A GarbageCollection run", func() {
 	It("verifies a replica that starts during the run, from the ConfigMap holding the run", func() {
 		e := setup(ctx, 1, nil)
 		e.run("gc-scale", nil)
-		gc := e.waitPhase("gc-scale", berthv1alpha1.GCCollecting)
+		e.waitPhase("gc-scale", berthv1alpha1.GCCollecting)
 		// A new pod (a restart, a scale-up) starts from the ConfigMap as it
 		// is now: read-only from its first request.
 		e.kl.Start(ctx, "reg-late")
 		Expect(e.kl.Push("reg-late")).To(Equal(405))
 		Eventually(func() []string { return e.get("gc-scale").Status.VerifiedReplicas }).Should(ConsistOf("reg-0", "reg-late"))
 		e.finishJob(e.job("gc-scale"), true, summaryJSON)
-		gc = e.waitPhase("gc-scale", berthv1alpha1.GCSucceeded)
+		gc := e.waitPhase("gc-scale", berthv1alpha1.GCSucceeded)
 		Expect(gc.Status.Reason).To(BeEmpty())
 		e.expectWritable("reg-0", "reg-late")
 	})

@@ -216,7 +216,7 @@ func (k *kubelet) start(ctx context.Context, name string, stale bool) {
 	Expect(err).NotTo(HaveOccurred())
 	cfg, err := configuration.Parse(bytes.NewReader(data))
 	Expect(err).NotTo(HaveOccurred())
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLog: io.Discard, ConfigPath: cfgPath,
 		HoldFile: filepath.Join(dir, builders.HoldFile)})
 	Expect(err).NotTo(HaveOccurred())

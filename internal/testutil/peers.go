@@ -48,7 +48,7 @@ type Peer struct {
 	dir  string
 	done chan struct{}
 	err  error
-	log  *lockedBuffer
+	log  *LockedBuffer
 }
 
 // Log is what the peer wrote so far.
@@ -108,7 +108,7 @@ func StopPeers() {
 // fresh data directory, then waits until ready answers true: at most 600
 // polls 50 ms apart, failing at once if the process exits.
 func startPeer(name, bin string, args, env []string, addr string, ready func() bool) (*Peer, error) {
-	p := &Peer{Name: name, Addr: addr, done: make(chan struct{}), log: &lockedBuffer{}}
+	p := &Peer{Name: name, Addr: addr, done: make(chan struct{}), log: &LockedBuffer{}}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -130,7 +130,7 @@ func startPeer(name, bin string, args, env []string, addr string, ready func() b
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, p.err, p.log)
+			return nil, fmt.Errorf("%s exited before serving: %w\n%s", name, p.err, p.log)
 		case <-tick.C:
 		}
 	}

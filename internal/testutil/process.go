@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +25,7 @@ type Registry struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, valid once done is closed
-	log  *lockedBuffer
+	log  *LockedBuffer
 }
 
 // FreeAddr returns a loopback address nothing listens on right now.
@@ -56,7 +54,7 @@ func StartRegistry(t testing.TB, name, bin string, config func(addr string) stri
 	if err := os.WriteFile(cfgPath, []byte(config(addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &Registry{Name: name, Addr: addr, ConfigPath: cfgPath, done: make(chan struct{}), log: &lockedBuffer{}}
+	r := &Registry{Name: name, Addr: addr, ConfigPath: cfgPath, done: make(chan struct{}), log: &LockedBuffer{}}
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout = r.log
 	r.cmd.Stderr = r.log
@@ -70,24 +68,26 @@ func StartRegistry(t testing.TB, name, bin string, config func(addr string) stri
 	t.Cleanup(func() { r.Stop(t) })
 
 	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for range 300 {
-		resp, err := client.Get(r.URL("/v2/"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
+	err := Poll(func() error {
 		select {
 		case <-r.done:
-			t.Fatalf("%s exited before serving: %v\n%s", name, r.err, r.log)
-		case <-tick.C:
+			return Permanent(fmt.Errorf("exited before serving: %w", r.err))
+		default:
 		}
+		resp, err := client.Get(r.URL("/v2/"))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /v2/: %s", resp.Status)
+		}
+		return nil
+	}, Every(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("%s on %s: %v\n%s", name, addr, err, r.log)
 	}
-	t.Fatalf("%s did not answer on %s\n%s", name, addr, r.log)
-	return nil
+	return r
 }
 
 // Stop sends SIGTERM and waits for the process to exit, killing it after
@@ -120,23 +120,6 @@ func (r *Registry) Pid() int { return r.cmd.Process.Pid }
 // Log is what the process wrote to stdout and stderr so far.
 func (r *Registry) Log() string { return r.log.String() }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // FilesystemConfig is a config.yml that both registryd and the Distribution
 // registry serve: filesystem storage under root, delete enabled, plain HTTP
 // on addr, quiet logs and a fixed http.secret (Distribution signs upload
@@ -165,7 +148,7 @@ type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
-	log  *lockedBuffer
+	log  *LockedBuffer
 }
 
 // StartProcess starts cmd (its output collected) and waits until ready
@@ -174,7 +157,7 @@ type Process struct {
 // was called before.
 func StartProcess(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) *Process {
 	t.Helper()
-	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: &lockedBuffer{}}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: &LockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -184,20 +167,21 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd, ready func() bool) *
 		close(p.done)
 	}()
 	t.Cleanup(func() { p.Stop(t) })
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for range 500 {
-		if ready() {
-			return p
-		}
+	err := Poll(func() error {
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited before it was ready: %v\n%s", name, p.err, p.log)
-		case <-tick.C:
+			return Permanent(fmt.Errorf("exited before it was ready: %w", p.err))
+		default:
 		}
+		if !ready() {
+			return errNotYet
+		}
+		return nil
+	}, Every(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, p.log)
 	}
-	t.Fatalf("%s was not ready within 10s\n%s", name, p.log)
-	return nil
+	return p
 }
 
 // Stop sends SIGTERM, waits for the process to exit, killing it after 10s.

@@ -29,7 +29,7 @@ type RedisServer struct {
 	dir  string
 	done chan struct{}
 	err  error
-	log  *lockedBuffer
+	log  *LockedBuffer
 }
 
 // RedisOptions tune StartRedis.
@@ -60,7 +60,7 @@ func StartRedis(o RedisOptions) (*RedisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &RedisServer{Password: o.Password, dir: dir, done: make(chan struct{}), log: &lockedBuffer{}}
+	r := &RedisServer{Password: o.Password, dir: dir, done: make(chan struct{}), log: &LockedBuffer{}}
 	args := []string{"--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"}
 	if o.TLSCert != "" {
 		r.TLSAddr = "127.0.0.1:" + strconv.Itoa(port)
@@ -91,19 +91,27 @@ func StartRedis(o RedisOptions) (*RedisServer, error) {
 	if addr == "" {
 		addr = r.TLSAddr
 	}
-	for range 300 {
-		if r.answers(addr, o.TLSCert != "") {
-			return r, nil
-		}
+	exited := errors.New("redis-server exited before serving")
+	err = Poll(func() error {
 		select {
 		case <-r.done:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("redis-server exited before serving: %v\n%s", r.err, r.log)
-		case <-time.After(20 * time.Millisecond):
+			return Permanent(fmt.Errorf("%w: %w", exited, r.err))
+		default:
 		}
+		if !r.answers(addr, o.TLSCert != "") {
+			return errNotYet
+		}
+		return nil
+	}, Every(20*time.Millisecond))
+	switch {
+	case errors.Is(err, exited):
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("%w\n%s", err, r.log)
+	case err != nil:
+		_ = r.Stop()
+		return nil, fmt.Errorf("redis-server on %s: %w\n%s", addr, err, r.log)
 	}
-	_ = r.Stop()
-	return nil, fmt.Errorf("redis-server did not answer on %s\n%s", addr, r.log)
+	return r, nil
 }
 
 // answers reports whether the server accepts connections: for plain TCP,

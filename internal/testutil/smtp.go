@@ -3,12 +3,12 @@ package testutil
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -109,12 +109,6 @@ func (b *SMTPServer) Received() []Mail {
 // Wait waits (at most 15s) for the n-th message and returns it.
 func (b *SMTPServer) Wait(t testing.TB, n int) Mail {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for len(b.Received()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no message %d within 15s (%d received)", n, len(b.Received()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	Eventually(t, fmt.Sprintf("message %d arrives", n), func() bool { return len(b.Received()) >= n })
 	return b.Received()[n-1]
 }

@@ -100,6 +100,7 @@ func GCSKeyFile(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//nolint:gosec // G101: a key generated above for the emulator, not a credential
 	b, err := json.Marshal(map[string]string{
 		"type":           "service_account",
 		"project_id":     "berth",

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // countCompares counts bcrypt comparisons until the test ends.
@@ -111,7 +113,7 @@ func TestHashLimiterServesNewestFirstAndDropsOldest(t *testing.T) {
 	for i, name := range []string{"first", "second", "third"} {
 		go func() { results <- result{name, l.acquire()} }()
 		waiting := min(i+1, 2)
-		eventually(t, name+" waits", func() bool { return waitersOf(l) == waiting })
+		testutil.Eventually(t, name+" waits", func() bool { return waitersOf(l) == waiting })
 		if i == 2 {
 			// The line was full: the oldest waiter was dropped.
 			if r := <-results; r.name != "first" || !errors.Is(r.err, ErrBusy) {
@@ -251,7 +253,7 @@ func TestValidLoginDuringAFlood(t *testing.T) {
 			answers[fmt.Sprintf("%d %s", status, code)]++
 		})
 	}
-	eventually(t, "the whole flood reaches the password check", func() bool {
+	testutil.Eventually(t, "the whole flood reaches the password check", func() bool {
 		return h.hashing.arrived.Load()-before >= flood
 	})
 

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -11,30 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
-
-// syncBuffer is a log sink safe for the watcher goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func htpasswdLine(t *testing.T, user, password string) string {
 	t.Helper()
@@ -43,18 +24,6 @@ func htpasswdLine(t *testing.T, user, password string) string {
 		t.Fatal(err)
 	}
 	return user + ":" + string(h) + "\n"
-}
-
-// eventually polls cond every 10ms until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +65,7 @@ func TestHtpasswd(t *testing.T) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	h, err := NewHtpasswd("test-realm", path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +120,7 @@ func TestHtpasswdReloadsOnChange(t *testing.T) {
 	if err := os.WriteFile(path, []byte(htpasswdLine(t, "alice", "a-pass")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHtpasswd("r", path, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)))
+	h, err := NewHtpasswd("r", path, slog.New(slog.NewTextHandler(&testutil.LockedBuffer{}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +138,7 @@ func TestHtpasswdReloadsOnChange(t *testing.T) {
 	if err := os.WriteFile(path, []byte(htpasswdLine(t, "bob", "b-pass")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "bob to be accepted", func() bool { return status("bob", "b-pass") == 200 })
+	testutil.Eventually(t, "bob to be accepted", func() bool { return status("bob", "b-pass") == 200 })
 	if status("alice", "a-pass") != 401 {
 		t.Error("removed user alice still accepted")
 	}
@@ -189,7 +158,7 @@ func TestHtpasswdReloadsOnChange(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "carol to be accepted", func() bool { return status("carol", "c-pass") == 200 })
+	testutil.Eventually(t, "carol to be accepted", func() bool { return status("carol", "c-pass") == 200 })
 	if status("bob", "b-pass") != 401 {
 		t.Error("removed user bob still accepted")
 	}
@@ -197,7 +166,7 @@ func TestHtpasswdReloadsOnChange(t *testing.T) {
 
 func TestHtpasswdProvisionsMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth", "htpasswd")
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	h, err := NewHtpasswd("r", path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +187,7 @@ func TestHtpasswdProvisionsMissingFile(t *testing.T) {
 		t.Errorf("generated user: status %d", c)
 	}
 	// A second start finds the file and prints nothing.
-	var again syncBuffer
+	var again testutil.LockedBuffer
 	if _, err := NewHtpasswd("r", path, slog.New(slog.NewTextHandler(&again, nil))); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +206,7 @@ func TestHtpasswdUnknownUserCostsABcryptComparison(t *testing.T) {
 	if err := os.WriteFile(path, []byte("alice:"+string(h0)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHtpasswd("r", path, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)))
+	h, err := NewHtpasswd("r", path, slog.New(slog.NewTextHandler(&testutil.LockedBuffer{}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -255,18 +256,23 @@ func mapChild(n *yaml.Node, seg string) (*yaml.Node, string) {
 
 // payload parses an environment value as YAML. For a string field a value
 // that is not a YAML scalar (a password such as "[secret]" or "a: b") is
-// taken verbatim instead of failing.
+// taken verbatim instead of failing. A value that is not UTF-8 is refused:
+// YAML cannot carry it as a string (it would render as !!binary and read
+// back as its base64 text).
 func payload(t reflect.Type, value string) (*yaml.Node, error) {
+	if !utf8.ValidString(value) {
+		return nil, errors.New("value is not valid UTF-8")
+	}
 	raw := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
 	var doc yaml.Node
 	err := yaml.Unmarshal([]byte(value), &doc)
 	if t.Kind() == reflect.String {
 		if err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.ScalarNode {
-			return raw, nil
+			return raw, nil //nolint:nilerr // not YAML: a string field takes the value verbatim
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("value is not valid YAML: %v", err)
+		return nil, fmt.Errorf("value is not valid YAML: %w", err)
 	}
 	if len(doc.Content) == 0 {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}, nil

@@ -248,6 +248,11 @@ func TestParseErrors(t *testing.T) {
 			env:  []string{"REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT=fast"},
 			want: []string{`REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT: notifications.endpoints[0].timeout: "fast" is not a duration`},
 		},
+		"env: a value that is not UTF-8 names the variable": {
+			yaml: minimal,
+			env:  []string{"REGISTRY_HTTP_ADDR=\xff"},
+			want: []string{"REGISTRY_HTTP_ADDR: http.addr: value is not valid UTF-8"},
+		},
 		"env: unknown key names the variable": {
 			yaml: minimal,
 			env:  []string{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTRY=/x"},

@@ -129,7 +129,7 @@ func pushThroughDistribution(t *testing.T, dist, root string, seed uint64) *mode
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	var logs testutil.LockedBuffer
 	cmd := exec.Command(dist, "serve", cfg)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -145,27 +145,27 @@ func pushThroughDistribution(t *testing.T, dist, root string, seed uint64) *mode
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case _ = <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			_ = <-done
 		}
 	}
 	t.Cleanup(stop)
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err = testutil.Poll(func() error {
 		resp, err := http.Get(base + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Distribution registry did not start: %v\n%s", err, logs.String())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /v2/: %s", resp.Status)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}, testutil.Within(30*time.Second), testutil.Every(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("the Distribution registry did not start: %v\n%s", err, logs.String())
 	}
 	m := newModel(&client{t: t, base: base}, seed, 3, false)
 	m.build(20)

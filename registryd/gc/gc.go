@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -192,7 +191,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, opts Options) (*Summary,
 			fmt.Errorf("grace period %s is negative", opts.GracePeriod)
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &collector{
 		store:  storage.New(drv),

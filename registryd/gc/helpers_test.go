@@ -252,8 +252,6 @@ func (m *model) pick(repo *repoModel, ok func(*manifestRec) bool) *manifestRec {
 	return cands[m.r.IntN(len(cands))]
 }
 
-func isIndex(mt string) bool { return mt == mtOCIIndex || mt == mtDockerList }
-
 func (m *model) pushIndex(repo *repoModel, tag string) {
 	docker := m.r.IntN(3) == 0
 	mj := manifestJSON{SchemaVersion: 2, MediaType: mtOCIIndex}

@@ -422,7 +422,7 @@ func (c *collector) readManifest(ctx context.Context, name string, d digest.Dige
 	var m manifestRefs
 	if err := json.Unmarshal(content, &m); err != nil {
 		n.bad = err
-		return n, nil
+		return n, nil //nolint:nilerr // an unparsable manifest is recorded on the node, not fatal to the run
 	}
 	add := func(list *[]digest.Digest, ds ...digest.Digest) {
 		for _, x := range ds {

@@ -194,7 +194,7 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 			maxManifestSize:   DefaultMaxManifestSize,
 			urlPolicy:         DenyAllURLs,
 			catalogMaxEntries: DefaultCatalogMaxEntries,
-			logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+			logger:            slog.New(slog.DiscardHandler),
 			bodyTimeout:       DefaultBodyTimeout,
 			manifestMemory:    DefaultManifestMemory,
 			manifestQueue:     DefaultManifestQueue,
@@ -250,6 +250,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.Name != "" && !storage.ValidName(rt.Name) {
 		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
+		return
+	}
+	// A slash percent-encoded into a segment becomes a separator once
+	// decoded: no name, reference or upload id holds one, so it is only
+	// ever an attempt to smuggle a path through.
+	if strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		writeError(w, r, ErrNameInvalid.WithMessage("percent-encoded slash in the request path"))
 		return
 	}
 	if isWrite(r.Method) && h.pullThrough != nil {

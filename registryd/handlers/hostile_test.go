@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 	"github.com/berth-dev/berth/registryd/storage/driver/inmemory"
@@ -27,24 +27,6 @@ import (
 // handler served on loopback (a real connection, so that deadlines and
 // truncation happen as they do in production).
 
-// lockedLog is a log sink safe for the server's goroutines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // hostileServer serves a handler over a fresh inmemory driver on loopback.
 type hostileServer struct {
 	t    *testing.T
@@ -52,12 +34,12 @@ type hostileServer struct {
 	h    *handler
 	addr string
 	url  string
-	log  *lockedLog
+	log  *testutil.LockedBuffer
 }
 
 func newHostileServer(t *testing.T, opts ...Option) *hostileServer {
 	t.Helper()
-	hs := &hostileServer{t: t, drv: inmemory.New(), log: &lockedLog{}}
+	hs := &hostileServer{t: t, drv: inmemory.New(), log: &testutil.LockedBuffer{}}
 	logger := slog.New(slog.NewTextHandler(hs.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hs.h = New(hs.drv, append([]Option{WithLogger(logger)}, opts...)...).(*handler)
 	srv := httptest.NewServer(hs.h)
@@ -65,18 +47,6 @@ func newHostileServer(t *testing.T, opts ...Option) *hostileServer {
 	hs.url = srv.URL
 	hs.addr = strings.TrimPrefix(srv.URL, "http://")
 	return hs
-}
-
-// within polls cond every 10ms for at most 10s.
-func within(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // uploads lists the upload sessions stored for repo.
@@ -194,9 +164,9 @@ func TestAbortedOneShotUploadIsRemoved(t *testing.T) {
 	if _, err := io.WriteString(conn, head); err != nil {
 		t.Fatal(err)
 	}
-	within(t, "the upload session exists", func() bool { return len(hs.uploads("lib/app")) == 1 })
+	testutil.Eventually(t, "the upload session exists", func() bool { return len(hs.uploads("lib/app")) == 1 })
 	conn.Close()
-	within(t, "the aborted upload is removed", func() bool { return len(hs.uploads("lib/app")) == 0 })
+	testutil.Eventually(t, "the aborted upload is removed", func() bool { return len(hs.uploads("lib/app")) == 0 })
 }
 
 func TestStalledBodyFailsAndSlowBodyFinishes(t *testing.T) {
@@ -289,7 +259,7 @@ func TestManifestPutsPastTheQueueGet429(t *testing.T) {
 		t.Fatal(err)
 	}
 	budget := hs.h.manifests
-	within(t, "the first PUT holds the budget", func() bool {
+	testutil.Eventually(t, "the first PUT holds the budget", func() bool {
 		if budget.sem.TryAcquire(1) {
 			budget.sem.Release(1)
 			return false
@@ -306,7 +276,7 @@ func TestManifestPutsPastTheQueueGet429(t *testing.T) {
 		resp.Body.Close()
 		second <- resp.StatusCode
 	}()
-	within(t, "the second PUT waits in line", func() bool { return budget.waiting.Load() == 1 })
+	testutil.Eventually(t, "the second PUT waits in line", func() bool { return budget.waiting.Load() == 1 })
 
 	resp, err := http.DefaultClient.Do(mustRequest(t, "PUT", hs.url+"/v2/lib/app/manifests/three", m))
 	if err != nil {

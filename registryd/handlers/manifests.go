@@ -194,7 +194,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	release, err := h.manifests.acquire(ctx, reserve)
 	if err != nil {
-		if err == errBusy {
+		if errors.Is(err, errBusy) {
 			// Read the body through a small buffer and drop it before
 			// answering: a client still sending it would otherwise meet
 			// the connection's reset before it reads the 429.

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 	"github.com/berth-dev/berth/registryd/storage/driver/inmemory"
@@ -41,17 +43,20 @@ func (g *gatedDriver) GetContent(ctx context.Context, p string) ([]byte, error) 
 	}
 	g.inflight++
 	g.max = max(g.max, g.inflight)
-	deadline := time.Now().Add(10 * time.Second)
-	for g.inflight < min(g.limit, g.remaining) {
-		if time.Now().After(deadline) {
-			g.stalled = true
-			break
-		}
-		g.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		g.mu.Lock()
-	}
 	g.mu.Unlock()
+	company := testutil.Poll(func() error {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.inflight < min(g.limit, g.remaining) {
+			return errors.New("waiting for company")
+		}
+		return nil
+	}, testutil.Within(10*time.Second), testutil.Every(time.Millisecond))
+	if company != nil {
+		g.mu.Lock()
+		g.stalled = true
+		g.mu.Unlock()
+	}
 	b, err := g.StorageDriver.GetContent(ctx, p)
 	g.mu.Lock()
 	g.inflight--

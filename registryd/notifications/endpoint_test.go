@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // listener records the envelopes it accepts; it fails the first failN
@@ -52,18 +54,6 @@ func (l *listener) events() []Event {
 	return append([]Event(nil), l.got...)
 }
 
-// waitFor polls cond for at most 10 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func event(id, action, mediaType string) Event {
 	return Event{ID: id, Action: action, Target: Target{MediaType: mediaType, Repository: "r"}}
 }
@@ -99,7 +89,7 @@ func TestEndpointRetriesWithBackoff(t *testing.T) {
 	for _, id := range []string{"1", "2", "3"} {
 		e.Write(event(id, ActionPush, "m"))
 	}
-	waitFor(t, "three deliveries", func() bool { return e.Stats().Delivered == 3 })
+	testutil.Eventually(t, "three deliveries", func() bool { return e.Stats().Delivered == 3 })
 	// Attempts 1 and 2 run at once; attempts 3, 4, 5 and 6 each wait one
 	// backoff (the threshold stays reached until a success).
 	if el := time.Since(start); el < 4*5*time.Millisecond {
@@ -209,7 +199,7 @@ func TestEndpointTimeout(t *testing.T) {
 	defer close(release)
 	e := NewEndpoint(EndpointConfig{Name: "slow", URL: hang.URL, Timeout: 20 * time.Millisecond, Backoff: time.Hour})
 	e.Write(event("1", ActionPush, "m"))
-	waitFor(t, "a timed-out attempt to count as a failure", func() bool { return e.Stats().Failures >= 1 })
+	testutil.Eventually(t, "a timed-out attempt to count as a failure", func() bool { return e.Stats().Failures >= 1 })
 	if s := e.Stats(); s.Delivered != 0 {
 		t.Errorf("stats = %+v", s)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/proxy"
 	"github.com/berth-dev/berth/registryd/storage"
@@ -82,7 +83,7 @@ func TestStoringHoldsTheWriteAdmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(handlers.New(a, handlers.WithPullThrough(c)))
-		cache := &registry{addr: strings.TrimPrefix(srv.URL, "http://"), root: root, logs: &lockedBuffer{}, stop: srv.Close}
+		cache := &registry{addr: strings.TrimPrefix(srv.URL, "http://"), root: root, logs: &testutil.LockedBuffer{}, stop: srv.Close}
 		got, err := pull(ref(t, cache, "lib/app:v1"))
 		if err != nil {
 			t.Fatal(err)

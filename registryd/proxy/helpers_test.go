@@ -31,6 +31,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/auth"
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/handlers"
@@ -40,29 +41,11 @@ import (
 	fsdriver "github.com/berth-dev/berth/registryd/storage/driver/filesystem"
 )
 
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // registry is a registryd server serving on loopback in this process.
 type registry struct {
 	addr string
 	root string // filesystem root, "" for inmemory storage
-	logs *lockedBuffer
+	logs *testutil.LockedBuffer
 	stop func()
 }
 
@@ -76,7 +59,7 @@ func startRegistryd(t *testing.T, storage, extra string, wrap func(http.Handler)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yml)
 	}
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), AccessLog: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -374,36 +357,24 @@ func startLibraryCache(t *testing.T, root string, upstream *registry) *registry 
 	}
 	srv := httptest.NewServer(handlers.New(drv, handlers.WithPullThrough(c)))
 	t.Cleanup(srv.Close)
-	return &registry{addr: strings.TrimPrefix(srv.URL, "http://"), root: root, logs: &lockedBuffer{}, stop: srv.Close}
+	return &registry{addr: strings.TrimPrefix(srv.URL, "http://"), root: root, logs: &testutil.LockedBuffer{}, stop: srv.Close}
 }
 
 // noRetry makes a client give up at the first error (go-containerregistry
 // retries 5xx answers with backoff by default).
 var noRetry = remote.WithRetryBackoff(remote.Backoff{Steps: 1})
 
-// waitStored waits (at most 15s) until the filesystem root holds blob d.
+// waitStored waits until the filesystem root holds blob d.
 func waitStored(t *testing.T, root, d string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !blobStored(root, d) {
-		if time.Now().After(deadline) {
-			t.Fatalf("blob %s was not stored by the cache", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the cache stores blob "+d, func() bool { return blobStored(root, d) })
 }
 
-// waitFile waits (at most 15s) until path exists.
+// waitFile waits until path exists.
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not exist", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.EventuallyNoError(t, path+" exists", func() error {
+		_, err := os.Stat(path)
+		return err
+	})
 }

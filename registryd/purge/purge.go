@@ -133,7 +133,7 @@ type Purger struct {
 // FirstRunJitter is a random whole number of minutes in [0, 60), capped at
 // interval.
 func FirstRunJitter(interval time.Duration) time.Duration {
-	return min(time.Duration(rand.IntN(60))*time.Minute, interval)
+	return min(time.Duration(rand.IntN(60))*time.Minute, interval) //nolint:gosec // G404: spreading replicas' first runs needs no secret randomness
 }
 
 // Run purges after the first-run jitter and then every Interval until ctx

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 	"github.com/berth-dev/berth/registryd/storage/driver/inmemory"
@@ -130,13 +131,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // waitPending waits, bounded, until the purger is waiting on the clock.
 func waitPending(t *testing.T, c *fakeClock) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.pending() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("purger never waited on the clock")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, "the purger waits on the clock", func() bool { return c.pending() > 0 }, testutil.Every(time.Millisecond))
 }
 
 func TestRunSchedule(t *testing.T) {

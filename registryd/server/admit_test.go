@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
+)
 
 // The referrers index is written while answering reads: those writes are
 // admitted like write requests, never while read-only, and read-only is
@@ -19,7 +23,7 @@ func TestWriteGateAdmitsStorageWrites(t *testing.T) {
 		t.Fatal("read-only reported while an admitted write runs")
 	}
 	release()
-	waitFor(t, "read-only to be reported", g.Effective)
+	testutil.Eventually(t, "read-only to be reported", g.Effective)
 	if _, ok := g.admit(); ok {
 		t.Error("a write admitted while read-only")
 	}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
@@ -30,41 +31,11 @@ import (
 // on loopback from a configuration file, certificates from a CA made
 // here, and bounded polling.
 
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// eventually polls cond every 10ms until it holds or 15s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // liveServer is a Server serving on loopback until the test ends.
 type liveServer struct {
 	*Server
 	addr string
-	logs *lockedBuffer
+	logs *testutil.LockedBuffer
 	stop context.CancelFunc
 	done chan error
 }
@@ -94,7 +65,7 @@ func startServer(t *testing.T, cfg *configuration.Configuration, configPath stri
 // has one.
 func startServerWith(t *testing.T, cfg *configuration.Configuration, o Options) *liveServer {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	level := new(slog.LevelVar)
 	logger, err := NewLoggerLevel(cfg, logs, level)
 	if err != nil {
@@ -113,7 +84,7 @@ func startServerWith(t *testing.T, cfg *configuration.Configuration, o Options) 
 	ls := &liveServer{Server: srv, addr: l.Addr().String(), logs: logs, stop: cancel, done: make(chan error, 1)}
 	go func() { ls.done <- srv.Serve(ctx, l) }()
 	if cfg.HTTP.Debug != nil {
-		waitFor(t, "the debug server", func() bool { return srv.DebugAddr() != "" })
+		testutil.Eventually(t, "the debug server", func() bool { return srv.DebugAddr() != "" })
 	}
 	t.Cleanup(func() {
 		cancel()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
@@ -159,7 +160,7 @@ func TestHoldLive(t *testing.T) {
 	// Applied by a ConfigMap update.
 	expires := time.Now().Add(time.Hour).Truncate(time.Second)
 	m.swap(map[string]string{"config.yml": testConfig(false, ""), "hold.json": holdJSON("run-1", expires)})
-	waitFor(t, "the hold to be reported", func() bool { st, _ := ls.status(t); return st.ReadOnly })
+	testutil.Eventually(t, "the hold to be reported", func() bool { st, _ := ls.status(t); return st.ReadOnly })
 	st, _ := ls.status(t)
 	if st.Hold == nil || st.Hold.ID != "run-1" || !st.Hold.Expires.Equal(expires) || !st.ReadOnlyConfigured || st.HoldInvalid {
 		t.Errorf("status with a hold: %+v", st)
@@ -193,7 +194,7 @@ func TestHoldLive(t *testing.T) {
 	// Removed: the key leaves the ConfigMap.
 	onHold, _ := ls.status(t)
 	m.swap(map[string]string{"config.yml": testConfig(false, "")})
-	waitFor(t, "read-write after the hold was removed", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
+	testutil.Eventually(t, "read-write after the hold was removed", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
 	wantHook(1, "the hold removed")
 	st, _ = ls.status(t)
 	if st.ReadOnly || st.Hold != nil || !st.ReadOnlySince.IsZero() || !st.WritableSince.After(onHold.ReadOnlySince) {
@@ -203,9 +204,9 @@ func TestHoldLive(t *testing.T) {
 
 	// Expired: nothing changes on disk.
 	m.swap(map[string]string{"config.yml": testConfig(false, ""), "hold.json": holdJSON("run-2", time.Now().Add(1500*time.Millisecond))})
-	waitFor(t, "the short hold", func() bool { st, _ := ls.status(t); return st.Hold != nil && st.Hold.ID == "run-2" })
+	testutil.Eventually(t, "the short hold", func() bool { st, _ := ls.status(t); return st.Hold != nil && st.Hold.ID == "run-2" })
 	pushes(http.StatusMethodNotAllowed, "under the short hold")
-	waitFor(t, "the hold to expire", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
+	testutil.Eventually(t, "the hold to expire", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
 	wantHook(2, "the hold expired")
 	if st, _ := ls.status(t); st.Hold != nil || st.HoldInvalid {
 		t.Errorf("status after expiry: %+v", st)
@@ -215,29 +216,29 @@ func TestHoldLive(t *testing.T) {
 	// The configuration's flag and a hold together: read-write only when
 	// neither asks for read-only, and the callbacks run once, then.
 	m.swap(map[string]string{"config.yml": testConfig(true, "")})
-	waitFor(t, "read-only from the configuration", func() bool { st, _ := ls.status(t); return st.ReadOnly && st.Hold == nil })
+	testutil.Eventually(t, "read-only from the configuration", func() bool { st, _ := ls.status(t); return st.ReadOnly && st.Hold == nil })
 	m.swap(map[string]string{"config.yml": testConfig(true, ""), "hold.json": holdJSON("run-3", time.Now().Add(time.Hour))})
-	waitFor(t, "the hold on top", func() bool { st, _ := ls.status(t); return st.Hold != nil && st.Hold.ID == "run-3" })
+	testutil.Eventually(t, "the hold on top", func() bool { st, _ := ls.status(t); return st.Hold != nil && st.Hold.ID == "run-3" })
 	m.swap(map[string]string{"config.yml": testConfig(false, ""), "hold.json": holdJSON("run-3", time.Now().Add(time.Hour))})
-	waitFor(t, "the flag cleared", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 3 })
+	testutil.Eventually(t, "the flag cleared", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 3 })
 	if st, _ := ls.status(t); !st.ReadOnly {
 		t.Errorf("the hold no longer applies once the flag is cleared: %+v", st)
 	}
 	pushes(http.StatusMethodNotAllowed, "under the hold, flag cleared")
 	wantHook(2, "switching between the flag and the hold")
 	m.swap(map[string]string{"config.yml": testConfig(false, "")})
-	waitFor(t, "read-write", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
+	testutil.Eventually(t, "read-write", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
 	wantHook(3, "the last source released")
 	// And the configuration's flag alone.
 	m.swap(map[string]string{"config.yml": testConfig(true, "")})
-	waitFor(t, "read-only from the flag", func() bool { st, _ := ls.status(t); return st.ReadOnly })
+	testutil.Eventually(t, "read-only from the flag", func() bool { st, _ := ls.status(t); return st.ReadOnly })
 	m.swap(map[string]string{"config.yml": testConfig(false, "")})
-	waitFor(t, "read-write after the flag", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
+	testutil.Eventually(t, "read-write after the flag", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
 	wantHook(4, "the flag cleared")
 
 	// An invalid hold file is no hold, and says so.
 	m.swap(map[string]string{"config.yml": testConfig(false, ""), "hold.json": `{"holder":"someone"}`})
-	waitFor(t, "holdInvalid", func() bool { st, _ := ls.status(t); return st.HoldInvalid })
+	testutil.Eventually(t, "holdInvalid", func() bool { st, _ := ls.status(t); return st.HoldInvalid })
 	if st, _ := ls.status(t); st.ReadOnlyConfigured || st.Hold != nil {
 		t.Errorf("status with an invalid hold: %+v", st)
 	}
@@ -289,7 +290,7 @@ func TestServerStartedUnderAHold(t *testing.T) {
 		if err := os.Remove(holdFile); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "read-write", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
+		testutil.Eventually(t, "read-write", func() bool { st, _ := ls.status(t); return !st.ReadOnlyConfigured })
 		if code, body := ls.push(t); code != http.StatusCreated {
 			t.Errorf("a write after the hold: %d %s", code, body)
 		}
@@ -318,7 +319,7 @@ func TestServerStartedUnderAHold(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, HoldFile: filepath.Join(t.TempDir(), "absent", "hold.json")})
+		_, err = New(cfg, Options{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard, HoldFile: filepath.Join(t.TempDir(), "absent", "hold.json")})
 		if err == nil || !strings.Contains(err.Error(), "--hold-file") {
 			t.Errorf("New = %v, want an error naming --hold-file", err)
 		}

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
@@ -179,7 +180,7 @@ func TestReadOnlyLiveReload(t *testing.T) {
 			if st, body, err := pushBlob(c, base, "live/seed", seed); err != nil || st != http.StatusCreated {
 				t.Fatalf("seed push: %d %s %v", st, body, err)
 			}
-			waitFor(t, "the first configuration to be applied", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 1 })
+			testutil.Eventually(t, "the first configuration to be applied", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 1 })
 
 			var (
 				mu        sync.Mutex
@@ -252,19 +253,19 @@ func TestReadOnlyLiveReload(t *testing.T) {
 				}
 				return ok, refused
 			}
-			waitFor(t, "pushes to succeed", func() bool { ok, _ := countOK(time.Time{}); return ok >= 8 })
+			testutil.Eventually(t, "pushes to succeed", func() bool { ok, _ := countOK(time.Time{}); return ok >= 8 })
 
 			// Enter read-only by changing the file.
 			cf.update(testConfig(true, ""))
 			var reported time.Time
-			waitFor(t, "read-only to be reported", func() bool {
+			testutil.Eventually(t, "read-only to be reported", func() bool {
 				st, _ := ls.status(t)
 				reported = time.Now()
 				return st.ReadOnly
 			})
-			waitFor(t, "writes after the report", func() bool { _, refused := countOK(reported); return refused >= 20 })
+			testutil.Eventually(t, "writes after the report", func() bool { _, refused := countOK(reported); return refused >= 20 })
 			readsBefore := reads.Load()
-			waitFor(t, "reads during read-only", func() bool { return reads.Load() > readsBefore+10 })
+			testutil.Eventually(t, "reads during read-only", func() bool { return reads.Load() > readsBefore+10 })
 
 			mu.Lock()
 			for _, w := range writes {
@@ -283,12 +284,12 @@ func TestReadOnlyLiveReload(t *testing.T) {
 			// And back to read-write.
 			cf.update(testConfig(false, ""))
 			var back time.Time
-			waitFor(t, "read-write to be reported", func() bool {
+			testutil.Eventually(t, "read-write to be reported", func() bool {
 				st, _ := ls.status(t)
 				back = time.Now()
 				return !st.ReadOnly
 			})
-			waitFor(t, "pushes to succeed again", func() bool { ok, _ := countOK(back); return ok >= 4 })
+			testutil.Eventually(t, "pushes to succeed again", func() bool { ok, _ := countOK(back); return ok >= 4 })
 			stopAll()
 			mu.Lock()
 			defer mu.Unlock()
@@ -338,7 +339,7 @@ func TestWriteGateWaitsForAdmittedWrites(t *testing.T) {
 	if code := <-slow; code != http.StatusCreated {
 		t.Errorf("the admitted write: %d", code)
 	}
-	waitFor(t, "read-only to be reported", g.Effective)
+	testutil.Eventually(t, "read-only to be reported", g.Effective)
 
 	g.Set(false)
 	if g.Effective() {
@@ -374,7 +375,7 @@ func TestStatusEndpointAndRestartKeys(t *testing.T) {
 	// nothing.
 	secretish := "draintimeout: hunter2-not-a-duration"
 	cf.update(testConfig(false, "  "+secretish+"\n"))
-	waitFor(t, "the reload failure", func() bool { st, _ := ls.status(t); return st.ReloadFailed })
+	testutil.Eventually(t, "the reload failure", func() bool { st, _ := ls.status(t); return st.ReloadFailed })
 	resp, err := http.Get("http://" + ls.DebugAddr() + StatusPath)
 	if err != nil {
 		t.Fatal(err)
@@ -392,19 +393,19 @@ func TestStatusEndpointAndRestartKeys(t *testing.T) {
 	}
 	// Putting the applied bytes back clears the failure.
 	cf.update(testConfig(false, ""))
-	waitFor(t, "the failure to clear", func() bool { st, _ := ls.status(t); return !st.ReloadFailed })
+	testutil.Eventually(t, "the failure to clear", func() bool { st, _ := ls.status(t); return !st.ReloadFailed })
 	if st, _ := ls.status(t); st.ConfigGeneration != 1 {
 		t.Errorf("the same bytes again were applied as a new generation: %+v", st)
 	}
 	cf.update("version: 0.1\nstorage: {}\n")
-	waitFor(t, "the second reload failure", func() bool { st, _ := ls.status(t); return st.ReloadFailed })
+	testutil.Eventually(t, "the second reload failure", func() bool { st, _ := ls.status(t); return st.ReloadFailed })
 
 	// A change to a key that needs a restart is logged by name; the live
 	// level applies; a good file clears the failure.
 	next := strings.Replace(testConfig(false, ""), "secret: test-secret", "secret: other-secret", 1) + "  relativeurls: true\n"
 	next = strings.Replace(next, "log:\n", "log:\n  level: debug\n", 1)
 	cf.update(next)
-	waitFor(t, "generation 2", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 2 })
+	testutil.Eventually(t, "generation 2", func() bool { st, _ := ls.status(t); return st.ConfigGeneration == 2 })
 	if st, _ := ls.status(t); st.ReloadFailed || st.ConfigHash != hashOf(next) {
 		t.Errorf("after a valid change: %+v", st)
 	}
@@ -523,7 +524,7 @@ func TestHtpasswdRewrittenWhileServing(t *testing.T) {
 		t.Fatal("initial users wrong")
 	}
 	writeFile(t, pw, line("bob", "b-pass"))
-	waitFor(t, "the new user to be accepted", func() bool { return get("bob", "b-pass") == 200 })
+	testutil.Eventually(t, "the new user to be accepted", func() bool { return get("bob", "b-pass") == 200 })
 	if get("alice", "a-pass") != 401 {
 		t.Error("the removed user is still accepted")
 	}
@@ -571,8 +572,8 @@ func TestDrainLetsAnUploadFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls.stop() // what SIGTERM does in registryd serve
-	waitFor(t, "the server to drain", func() bool { return strings.Contains(ls.logs.String(), "Draining") })
-	waitFor(t, "new connections to be refused", func() bool {
+	testutil.Eventually(t, "the server to drain", func() bool { return strings.Contains(ls.logs.String(), "Draining") })
+	testutil.Eventually(t, "new connections to be refused", func() bool {
 		conn, err := net.Dial("tcp", ls.addr)
 		if err == nil {
 			conn.Close()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,7 +81,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
-				if v != http.ErrAbortHandler {
+				if err, ok := v.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
 					log.Log(r.Context(), LevelPanic, "Request handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				}
 				panic(http.ErrAbortHandler)
@@ -95,7 +96,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 func LogLevel(cfg *configuration.Configuration) (slog.Level, error) {
 	level := cfg.Log.Level
 	if level == "" {
-		level = cfg.Loglevel
+		level = cfg.Loglevel //nolint:staticcheck // SA1019: the deprecated key is still read, as Distribution reads it
 	}
 	switch strings.ToLower(string(level)) {
 	case "", "info":
@@ -146,7 +147,7 @@ func logField(s string) string {
 		return "-"
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
 			fmt.Fprintf(&b, "\\x%02x", c)

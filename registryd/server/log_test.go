@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestLoggerFormatters(t *testing.T) {
@@ -152,7 +154,7 @@ func TestLogsEscapeUntrustedValues(t *testing.T) {
 	// line, the referer and the user agent.
 	const oddUser = "eve \"q\xff"
 	forged := "\n203.0.113.9 - admin [01/Jan/2025:00:00:00 +0000] \"GET /v2/secret HTTP/1.1\" 200 2 \"-\" \"x\""
-	var access, logs lockedBuffer
+	var access, logs testutil.LockedBuffer
 	srv, err := New(parseConfig(t, htpasswdConfig(t, "log:\n  level: info\n", "alice", oddUser)), Options{
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 		AccessLog: &access,

@@ -14,14 +14,14 @@ import (
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
-func hookLogger(t *testing.T, hook string) (*slog.Logger, func(context.Context) error, *lockedBuffer) {
+func hookLogger(t *testing.T, hook string) (*slog.Logger, func(context.Context) error, *testutil.LockedBuffer) {
 	t.Helper()
 	yml := "version: 0.1\nstorage: {inmemory: {}}\nlog:\n  level: debug\n  fields: {service: registry}\n  hooks:\n" + indent(hook, 4)
 	cfg, err := configuration.ParseWithEnv(strings.NewReader(yml), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yml)
 	}
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	l, closeHooks, err := NewLogging(cfg, logs, new(slog.LevelVar))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/notifications"
 )
@@ -65,18 +66,6 @@ func serve(t *testing.T, cfg *configuration.Configuration) *running {
 	}
 	t.Cleanup(stop)
 	return &running{srv: srv, url: "http://" + l.Addr().String(), stop: stop}
-}
-
-// eventually polls cond for at most 10 seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func do(t *testing.T, method, url, contentType string, body []byte) *http.Response {
@@ -270,7 +259,7 @@ health:
       interval: 5ms
 `, down))
 	r := serve(t, cfg)
-	eventually(t, "the debug listener", func() bool { return r.srv.DebugAddr() != "" })
+	testutil.Eventually(t, "the debug listener", func() bool { return r.srv.DebugAddr() != "" })
 	debug := "http://" + r.srv.DebugAddr()
 
 	health := func() (int, map[string]string) {
@@ -293,7 +282,7 @@ health:
 	if err := os.WriteFile(down, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "/debug/health to report the file", func() bool {
+	testutil.Eventually(t, "/debug/health to report the file", func() bool {
 		code, failing := health()
 		return code == http.StatusServiceUnavailable && failing[down] == "file exists"
 	})
@@ -302,7 +291,7 @@ health:
 	if err := os.Remove(down); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "/debug/health to recover", func() bool { code, _ := health(); return code == 200 })
+	testutil.Eventually(t, "/debug/health to recover", func() bool { code, _ := health(); return code == 200 })
 	expect(t, do(t, http.MethodGet, r.url+"/v2/", "", nil), http.StatusOK)
 	expect(t, do(t, http.MethodGet, r.url+"/v2/nope/manifests/latest", "", nil), http.StatusNotFound)
 

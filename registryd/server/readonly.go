@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"github.com/berth-dev/berth/registryd/control"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-dev/berth/registryd/control"
 	"github.com/berth-dev/berth/registryd/handlers"
 )
 
@@ -85,8 +85,8 @@ func (g *writeGate) Set(readOnly bool) {
 		return
 	}
 	go func() {
-		g.mu.Lock() // waits for the writes admitted before the switch
-		g.mu.Unlock()
+		g.mu.Lock()   // waits for the writes admitted before the switch
+		g.mu.Unlock() //nolint:staticcheck // SA2001: the empty critical section is the wait
 		if g.seq.Load() == n && g.want.Load() {
 			g.effective.Store(true)
 		}

@@ -135,7 +135,7 @@ func restartKeys(a, b *configuration.Configuration) []string {
 	for _, c := range []*configuration.Configuration{&x, &y} {
 		c.Storage.Maintenance.ReadOnly.Enabled = false
 		c.Log.Level = ""
-		c.Loglevel = ""
+		c.Loglevel = "" //nolint:staticcheck // SA1019: the deprecated key is still read, as Distribution reads it
 	}
 	var keys []string
 	diffKeys("", reflect.ValueOf(x), reflect.ValueOf(y), &keys)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
 
@@ -225,7 +226,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	fresh := func() *http.Client {
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}, DisableKeepAlives: true}}
 	}
-	waitFor(t, "a new connection to get the new certificate", func() bool {
+	testutil.Eventually(t, "a new connection to get the new certificate", func() bool {
 		resp, err := fresh().Get(url)
 		if err != nil {
 			return false
@@ -298,7 +299,7 @@ func TestClientCARotation(t *testing.T) {
 	if err := os.Rename(caFile+".new", caFile); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a client of the new CA to be served", func() bool {
+	testutil.Eventually(t, "a client of the new CA to be served", func() bool {
 		_, err := get(fresh(&newClient))
 		return err == nil
 	})
@@ -314,7 +315,7 @@ func TestClientCARotation(t *testing.T) {
 	if err := os.Rename(caFile+".new", caFile); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the failed reload to be logged", func() bool {
+	testutil.Eventually(t, "the failed reload to be logged", func() bool {
 		return strings.Contains(ls.logs.String(), "Reloading the TLS client CAs failed")
 	})
 	if _, err := get(fresh(&newClient)); err != nil {

@@ -55,7 +55,7 @@ func TestHTTPPrefixAndHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard})
+			srv, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard})
 			if err != nil {
 				t.Fatal(err)
 			}

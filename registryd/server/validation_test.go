@@ -24,7 +24,7 @@ func newTestHandler(t *testing.T, sections string) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard})
+	srv, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}

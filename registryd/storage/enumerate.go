@@ -83,7 +83,7 @@ func (s *Store) WalkBlobs(ctx context.Context, fn func(b BlobInfo) error) error 
 		}
 		d := digest.Digest(parts[0] + ":" + parts[2])
 		if d.Validate() != nil || !strings.HasPrefix(parts[2], parts[1]) || len(parts[1]) != 2 {
-			return nil
+			return nil //nolint:nilerr // a path that is not a blob's is skipped, as Distribution skips it
 		}
 		return fn(BlobInfo{Digest: d, Size: fi.Size(), ModTime: fi.ModTime()})
 	})
@@ -170,7 +170,7 @@ func (s *Store) WalkLayerLinks(ctx context.Context, fn func(name string, d diges
 		}
 		d := digest.Digest(parts[0] + ":" + parts[1])
 		if d.Validate() != nil || !ValidName(repo) {
-			return nil
+			return nil //nolint:nilerr // a path that is not a link's is skipped, as Distribution skips it
 		}
 		return fn(repo, d, fi.ModTime())
 	})
@@ -255,7 +255,7 @@ func validEncoded(alg, enc string) bool {
 	if len(enc) != size {
 		return false
 	}
-	for i := 0; i < len(enc); i++ {
+	for i := range len(enc) {
 		if c := enc[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}

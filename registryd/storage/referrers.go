@@ -223,7 +223,7 @@ func (s *Store) readReferrer(ctx context.Context, name string, rev digest.Digest
 	}
 	m, mt, err := ParseManifest(content, "")
 	if err != nil || m.Subject == nil {
-		return referrer{}, false, nil
+		return referrer{}, false, nil //nolint:nilerr // a manifest registryd cannot parse has no subject either
 	}
 	at := m.ArtifactType
 	if at == "" && m.Config != nil {

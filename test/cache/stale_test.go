@@ -94,19 +94,19 @@ func writeAtomically(t *testing.T, path, content string) {
 // run.)
 func waitReadOnly(t *testing.T, reg *testutil.Registry, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	err := testutil.Poll(func() error {
 		resp, err := http.Get(reg.URL("/v2/"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.Header.Get("Berth-Read-Only") == strconv.FormatBool(want) {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry did not become readOnly=%v: %v\n%s", want, err, reg.Log())
+		resp.Body.Close()
+		if got := resp.Header.Get("Berth-Read-Only"); got != strconv.FormatBool(want) {
+			return fmt.Errorf("Berth-Read-Only: %q", got)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}, testutil.Every(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("registry did not become readOnly=%v: %v\n%s", want, err, reg.Log())
 	}
 }
 

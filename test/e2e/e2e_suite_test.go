@@ -51,7 +51,9 @@ var _ = BeforeSuite(func() {
 	var err error
 	root, err = filepath.Abs("../..")
 	Expect(err).NotTo(HaveOccurred())
-	kubectl = envOr("KUBECTL", filepath.Join(root, "bin", "k8s", envOr("K8S_VERSION", "1.33.13"), "kubectl"))
+	k8sVersion, err := os.ReadFile(filepath.Join(root, "hack", "k8s-version"))
+	Expect(err).NotTo(HaveOccurred())
+	kubectl = envOr("KUBECTL", filepath.Join(root, "bin", "k8s", envOr("K8S_VERSION", strings.TrimSpace(string(k8sVersion))), "kubectl"))
 	if _, err := os.Stat(kubectl); err != nil {
 		kubectl = "kubectl"
 	}

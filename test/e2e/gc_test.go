@@ -249,7 +249,7 @@ func (s *gcScenario) startPusher() *pusher {
 			}
 			p.mu.Unlock()
 			if err != nil {
-				time.Sleep(100 * time.Millisecond) // a client's retry delay, not a wait for a condition
+				time.Sleep(100 * time.Millisecond) //nolint:forbidigo // a client's retry delay, not a wait for a condition
 			}
 		}
 	}()

@@ -24,17 +24,16 @@ const (
 	// "berth" the full name is the release name.
 	release   = "berth"
 	namespace = "berth-system"
-	// kubeVersion is what `helm template` assumes of the cluster: the v1.33
-	// line Berth is built and tested against (a helm built by `go install`
-	// otherwise assumes v1.20, which the chart's kubeVersion refuses).
-	kubeVersion = "1.33.0"
-	valuesAll   = "test/packaging/testdata/values-all.yaml"
+	valuesAll = "test/packaging/testdata/values-all.yaml"
 )
 
 // helmTemplate renders the chart, CRDs included, with extra helm arguments.
 func helmTemplate(t *testing.T, args ...string) ([]object, error) {
 	t.Helper()
-	base := []string{"template", release, chart, "--namespace", namespace, "--include-crds", "--kube-version", kubeVersion}
+	// `helm template` assumes the cluster is the Kubernetes version Berth is
+	// built and tested against (a helm built by `go install` otherwise
+	// assumes v1.20, which the chart's kubeVersion refuses).
+	base := []string{"template", release, chart, "--namespace", namespace, "--include-crds", "--kube-version", k8sVersion(t)}
 	out, err := run(t, nil, helm(t), append(base, args...)...)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -112,22 +111,15 @@ func TestPullThroughCache(t *testing.T) {
 	check("through the cache", ":v1")
 	// A blob is committed to storage once its last byte has gone to the
 	// client, which may have finished reading before: wait for it.
-	deadline := time.Now().Add(15 * time.Second)
 	for k := range want {
 		if k == "manifest" {
 			continue
 		}
 		alg, hex := k[:6], k[7:]
-		for {
+		testutil.EventuallyNoError(t, "the cache stores "+k, func() error {
 			_, err := os.Stat(filepath.Join(root, "docker/registry/v2/blobs", alg, hex[:2], hex, "data"))
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the cache did not store %s: %v", k, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return err
+		})
 	}
 
 	upstream.Stop(t)

@@ -7,18 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
-// waitCalls polls until the callback ran more than n times (10s at most).
+// waitCalls waits until the callback ran more than n times.
 func waitCalls(t *testing.T, calls *atomic.Int64, n int64, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for calls.Load() <= n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no callback after %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "a callback after "+what, func() bool { return calls.Load() > n }, testutil.Every(5*time.Millisecond))
 }
 
 func run(t *testing.T, w *Watcher) *atomic.Int64 {

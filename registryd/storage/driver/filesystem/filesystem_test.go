@@ -66,7 +66,9 @@ func TestOnDiskLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("part1"))
+	if _, err := w.Write([]byte("part1")); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,9 @@ func TestOnDiskLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("part2"))
+	if _, err := w.Write([]byte("part2")); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -572,7 +572,7 @@ func (s *suite) testReaderOffsets(t *testing.T, d driver.StorageDriver) {
 	}
 	n, err := r.Read(make([]byte, 10))
 	r.Close()
-	if n != 0 || err != io.EOF {
+	if n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("Reader(size).Read = %d, %v; want 0, io.EOF", n, err)
 	}
 	for _, off := range []int64{int64(len(content)) + 1, int64(len(content)) * 10, -1} {
@@ -1005,7 +1005,7 @@ func (s *suite) testInvalidPaths(t *testing.T, d driver.StorageDriver) {
 		"Writer": func(p string) error {
 			w, err := d.Writer(ctx, p, false)
 			if err == nil {
-				w.Cancel(ctx)
+				_ = w.Cancel(ctx)
 			}
 			return err
 		},

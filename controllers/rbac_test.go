@@ -1,0 +1,201 @@
+package controllers
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// The manager's RBAC (config/rbac/role.yaml, generated from the
+// +kubebuilder:rbac markers) is checked against what its controllers do:
+// the suite's manager talks to the API server through requestRecorder, and
+// after the suite every request it made must be allowed by the role (the
+// role suffices; envtest's admin client would not refuse it). The grants
+// no request of the suite used are reported (a report entry, and in the
+// GinkgoWriter output) as candidates for trimming: the role is not yet
+// held to the minimum.
+
+// apiRequest is one authorisation check: a verb on a group's resource
+// (with its subresource, "deployments/status").
+type apiRequest struct{ verb, group, resource string }
+
+func (r apiRequest) String() string { return fmt.Sprintf("%s %s/%s", r.verb, r.group, r.resource) }
+
+// requestRecorder collects the requests of every client built from the
+// manager's rest.Config (wrap each one's transport).
+type requestRecorder struct {
+	mu   sync.Mutex
+	seen map[apiRequest]bool
+}
+
+func (r *requestRecorder) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if a, ok := authorizationOf(req); ok {
+			r.mu.Lock()
+			r.seen[a] = true
+			// A server-side apply creates a missing object, which the
+			// API server authorises as create too.
+			if a.verb == "patch" && strings.HasPrefix(req.Header.Get("Content-Type"), "application/apply-patch") {
+				r.seen[apiRequest{"create", a.group, a.resource}] = true
+			}
+			r.mu.Unlock()
+		}
+		return next.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (r *requestRecorder) used() map[apiRequest]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[apiRequest]bool, len(r.seen))
+	for k, v := range r.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// authorizationOf maps a request to the verb and resource the API server
+// authorises it as; discovery requests (no resource) are not resource
+// requests and need no rule.
+func authorizationOf(req *http.Request) (apiRequest, bool) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	var group string
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		group, parts = parts[1], parts[3:]
+	default:
+		return apiRequest{}, false
+	}
+	if len(parts) >= 2 && parts[0] == "namespaces" && len(parts) != 2 {
+		parts = parts[2:] // a namespaced resource; "namespaces/<name>" itself is not
+	}
+	if len(parts) == 0 {
+		return apiRequest{}, false
+	}
+	resource, named := parts[0], len(parts) >= 2
+	if len(parts) >= 3 {
+		resource += "/" + parts[2]
+	}
+	var verb string
+	switch req.Method {
+	case http.MethodGet:
+		switch {
+		case named:
+			verb = "get"
+		case req.URL.Query().Get("watch") == "true" || req.URL.Query().Get("watch") == "1":
+			verb = "watch"
+		default:
+			verb = "list"
+		}
+	case http.MethodPost:
+		verb = "create"
+	case http.MethodPut:
+		verb = "update"
+	case http.MethodPatch:
+		verb = "patch"
+	case http.MethodDelete:
+		verb = "delete"
+		if !named {
+			verb = "deletecollection"
+		}
+	default:
+		return apiRequest{}, false
+	}
+	return apiRequest{verb, group, resource}, true
+}
+
+// grants lists every verb on every resource the role's rules name.
+func grants(rules []rbacv1.PolicyRule) map[apiRequest]bool {
+	out := map[apiRequest]bool{}
+	for _, rule := range rules {
+		for _, g := range rule.APIGroups {
+			for _, res := range rule.Resources {
+				for _, v := range rule.Verbs {
+					out[apiRequest{v, g, res}] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkRBAC compares what the manager did in this suite with role.yaml:
+// every request must be granted; what was granted and never used is
+// reported when every spec ran.
+func checkRBAC(rec *requestRecorder) {
+	data, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	var role rbacv1.ClusterRole
+	Expect(yaml.Unmarshal(data, &role)).To(Succeed())
+	granted := grants(role.Rules)
+	used := rec.used()
+	Expect(used).NotTo(BeEmpty(), "the recorder saw no request of the manager")
+
+	var missing, unused []string
+	for a := range used {
+		if !granted[a] {
+			missing = append(missing, a.String())
+		}
+	}
+	for a := range granted {
+		if !used[a] {
+			unused = append(unused, a.String())
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(unused)
+	Expect(missing).To(BeEmpty(), "the manager made requests config/rbac/role.yaml does not allow (add +kubebuilder:rbac markers)")
+	suite, _ := GinkgoConfiguration()
+	if len(suite.FocusStrings) > 0 || len(suite.SkipStrings) > 0 || suite.LabelFilter != "" || len(suite.FocusFiles) > 0 {
+		return
+	}
+	report := fmt.Sprintf("RBAC: %d of %d grants of config/rbac/role.yaml used in this suite; never used:\n  %s",
+		len(granted)-len(unused), len(granted), strings.Join(unused, "\n  "))
+	AddReportEntry("rbac", report)
+	fmt.Fprintln(GinkgoWriter, report)
+}
+
+func TestAuthorizationOf(t *testing.T) {
+	for _, tt := range []struct {
+		method, url string
+		want        apiRequest
+		ok          bool
+	}{
+		{"GET", "/api/v1/namespaces/ns/configmaps/c", apiRequest{"get", "", "configmaps"}, true},
+		{"GET", "/api/v1/namespaces/ns/configmaps", apiRequest{"list", "", "configmaps"}, true},
+		{"GET", "/apis/apps/v1/deployments?watch=true", apiRequest{"watch", "apps", "deployments"}, true},
+		{"PATCH", "/apis/berth.dev/v1alpha1/namespaces/ns/registries/r/status", apiRequest{"patch", "berth.dev", "registries/status"}, true},
+		{"PUT", "/apis/berth.dev/v1alpha1/namespaces/ns/garbagecollections/g/finalizers", apiRequest{"update", "berth.dev", "garbagecollections/finalizers"}, true},
+		{"POST", "/api/v1/namespaces/ns/events", apiRequest{"create", "", "events"}, true},
+		{"DELETE", "/apis/batch/v1/namespaces/ns/jobs/j", apiRequest{"delete", "batch", "jobs"}, true},
+		{"DELETE", "/apis/batch/v1/namespaces/ns/jobs", apiRequest{"deletecollection", "batch", "jobs"}, true},
+		{"GET", "/api/v1/namespaces/ns", apiRequest{"get", "", "namespaces"}, true},
+		{"GET", "/apis/apps/v1", apiRequest{}, false},
+		{"GET", "/api", apiRequest{}, false},
+	} {
+		req, err := http.NewRequest(tt.method, "https://apiserver"+tt.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := authorizationOf(req)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s %s = %v, %v; want %v, %v", tt.method, tt.url, got, ok, tt.want, tt.ok)
+		}
+	}
+}
