@@ -28,7 +28,10 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 GO ?= go
 LDFLAGS := -s -w -X github.com/berth-dev/berth/internal/version.Version=$(VERSION)
-GO_TEST_FLAGS ?=
+# go test's 10-minute default per package is too tight for the packages
+# that run the OCI conformance program on five drivers or the object-store
+# collections on two loaded cores; a hung test still ends the run.
+GO_TEST_FLAGS ?= -timeout 30m
 # Packages `make test` runs under the race detector: registryd and the
 # controllers, where the concurrency is.
 RACE_PKGS ?= ./registryd/... ./controllers/...
