@@ -74,11 +74,13 @@ func (c *configReloader) Run(ctx context.Context) {
 	c.watch.Run(ctx, c.check)
 }
 
+// fail logs err before the status reports the failure, so whoever sees
+// reloadFailed finds the reason in the log already.
 func (c *configReloader) fail(err error) {
+	c.log.Error("Configuration reload failed; keeping the running configuration", "path", c.path, "error", err)
 	c.mu.Lock()
 	c.failed = true
 	c.mu.Unlock()
-	c.log.Error("Configuration reload failed; keeping the running configuration", "path", c.path, "error", err)
 }
 
 // check applies the file when its bytes changed.
