@@ -238,6 +238,36 @@ func (s WriterState) Usable(driverName, path string) error {
 	return nil
 }
 
+// Close marks the writer closed. Unless it was committed or cancelled, it
+// first publishes what was written (publish is the driver's step, run
+// whatever its outcome); closing twice is an error.
+func (s *WriterState) Close(driverName, path string, publish func() error) error {
+	if s.Closed {
+		return fmt.Errorf("%s: writer for %s already closed", driverName, path)
+	}
+	if s.Committed || s.Cancelled {
+		s.Closed = true
+		return nil
+	}
+	err := publish()
+	s.Closed = true
+	return err
+}
+
+// Commit publishes what was written and marks the writer committed once
+// that succeeded; usable is the driver's check that the writer may still
+// be committed.
+func (s *WriterState) Commit(usable, publish func() error) error {
+	if err := usable(); err != nil {
+		return err
+	}
+	if err := publish(); err != nil {
+		return err
+	}
+	s.Committed = true
+	return nil
+}
+
 // FileDeleter is an optional capability of drivers that delete many files
 // in few requests (an object store's batch delete): the garbage collector
 // uses it to remove blobs in batches rather than one request each.

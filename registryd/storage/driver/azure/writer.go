@@ -213,27 +213,11 @@ func (w *writer) publish(ctx context.Context) error {
 }
 
 func (w *writer) Close() error {
-	if w.Closed {
-		return fmt.Errorf("%s: writer for %s already closed", DriverName, w.path)
-	}
-	if w.Committed || w.Cancelled {
-		w.Closed = true
-		return nil
-	}
-	err := w.publish(w.ctx)
-	w.Closed = true
-	return err
+	return w.WriterState.Close(DriverName, w.path, func() error { return w.publish(w.ctx) })
 }
 
 func (w *writer) Commit(ctx context.Context) error {
-	if err := w.usable(); err != nil {
-		return err
-	}
-	if err := w.publish(ctx); err != nil {
-		return err
-	}
-	w.Committed = true
-	return nil
+	return w.WriterState.Commit(w.usable, func() error { return w.publish(ctx) })
 }
 
 func (w *writer) Cancel(ctx context.Context) error {
