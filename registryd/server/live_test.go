@@ -326,8 +326,26 @@ func TestWriteGateWaitsForAdmittedWrites(t *testing.T) {
 	if !g.ReadOnly() {
 		t.Fatal("configured mode not switched")
 	}
-	if code := serve("PUT", "/other"); code != http.StatusMethodNotAllowed {
-		t.Errorf("a write after the switch: %d, want 405", code)
+	// Once the switch waits for the admitted write (its Lock pending, so
+	// TryRLock fails), a new write is refused at once, not made to wait
+	// for the drain (it once deadlocked here: CI hung for 30 minutes).
+	testutil.Eventually(t, "the switch to wait for the admitted write", func() bool {
+		if g.mu.TryRLock() {
+			g.mu.RUnlock()
+			return false
+		}
+		return true
+	})
+	refused := make(chan int, 1)
+	go func() { refused <- serve("PUT", "/other") }()
+	select {
+	case code := <-refused:
+		if code != http.StatusMethodNotAllowed {
+			t.Errorf("a write after the switch: %d, want 405", code)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a write after the switch waited for the admitted write instead of being refused")
 	}
 	if code := serve("GET", "/other"); code != http.StatusCreated {
 		t.Errorf("a read after the switch: %d", code)

@@ -132,8 +132,16 @@ func (g *writeGate) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		g.mu.RLock()
+		// Refuse without touching the lock once read-only is configured:
+		// while a switch waits for the admitted writes, a pending Lock
+		// makes every new RLock wait too, and a write that is refused
+		// anyway must not wait for the drain.
 		if g.want.Load() {
+			handlers.WriteError(w, r, handlers.ErrReadOnly)
+			return
+		}
+		g.mu.RLock()
+		if g.want.Load() { // switched while this request waited
 			g.mu.RUnlock()
 			handlers.WriteError(w, r, handlers.ErrReadOnly)
 			return
