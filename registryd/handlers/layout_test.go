@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/sha512"
+	"encoding"
 	"encoding/hex"
 	"io/fs"
 	"net/http"
@@ -83,7 +85,9 @@ func TestLayoutOnDisk(t *testing.T) {
 	e, root := fsEnv(t, WithDeleteEnabled(true))
 	repo := "team/app"
 
-	// An upload in progress: data and startedat, nothing else.
+	// An upload in progress: data, startedat and the SHA-256 state after
+	// the bytes received, in crypto/sha256's binary form (Distribution's),
+	// nothing else.
 	session := e.startSession(repo)
 	id := session[strings.LastIndex(session, "/")+1:]
 	layer := []byte("layer bytes")
@@ -98,9 +102,16 @@ func TestLayoutOnDisk(t *testing.T) {
 	if ts, err := time.Parse(time.RFC3339, started); err != nil || ts.Location() != time.UTC || strings.Contains(started, ".") || !strings.HasSuffix(started, "Z") {
 		t.Fatalf("startedat %q is not RFC 3339 UTC: %v", started, err)
 	}
+	h := sha256.New()
+	h.Write([]byte("layer"))
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	assertFiles(t, during, map[string]string{
-		"repositories/" + repo + "/_uploads/" + id + "/data":      "layer",
-		"repositories/" + repo + "/_uploads/" + id + "/startedat": started,
+		"repositories/" + repo + "/_uploads/" + id + "/data":                "layer",
+		"repositories/" + repo + "/_uploads/" + id + "/startedat":           started,
+		"repositories/" + repo + "/_uploads/" + id + "/hashstates/sha256/5": string(state),
 	})
 	layerD := digest.FromBytes(layer)
 	if rec := e.do(req{method: "PUT", path: session + "?digest=" + layerD.String(), body: layer[5:]}); rec.Code != 201 {
@@ -234,7 +245,8 @@ func TestServesDistributionTree(t *testing.T) {
 	if got := get("/v2/_catalog", nil).String(); got != `{"repositories":["library/busybox"]}` {
 		t.Fatalf("catalog %s", got)
 	}
-	// Resume Distribution's upload: registryd re-hashes the data.
+	// Resume Distribution's upload: its hash state does not decode, so
+	// registryd re-hashes the data.
 	session := "/v2/" + repo + "/blobs/uploads/" + uploadID
 	if rec := e.do(req{method: "GET", path: session}); rec.Code != 204 || rec.Header().Get("Range") != "0-7" {
 		t.Fatalf("status of Distribution's upload: %d %v", rec.Code, rec.Header())

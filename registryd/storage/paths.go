@@ -3,6 +3,7 @@ package storage
 import (
 	"path"
 	"regexp"
+	"strconv"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -105,4 +106,12 @@ func UploadDataPath(name, id string) string { return path.Join(uploadPath(name, 
 // UploadStartedAtPath is repositories/<name>/_uploads/<id>/startedat.
 func UploadStartedAtPath(name, id string) string {
 	return path.Join(uploadPath(name, id), "startedat")
+}
+
+// UploadHashStatePath is
+// repositories/<name>/_uploads/<id>/hashstates/<alg>/<offset>: the state of
+// alg's hash after the first offset bytes of the upload, where
+// Distribution keeps it.
+func UploadHashStatePath(name, id string, alg digest.Algorithm, offset int64) string {
+	return path.Join(uploadPath(name, id), "hashstates", alg.String(), strconv.FormatInt(offset, 10))
 }

@@ -78,6 +78,7 @@ func TestPaths(t *testing.T) {
 		"tag index": {TagIndexLinkPath("a", "v1", d), "/docker/registry/v2/repositories/a/_manifests/tags/v1/index/sha256/" + hex + "/link"},
 		"data":      {UploadDataPath("a", "id"), "/docker/registry/v2/repositories/a/_uploads/id/data"},
 		"startedat": {UploadStartedAtPath("a", "id"), "/docker/registry/v2/repositories/a/_uploads/id/startedat"},
+		"hashstate": {UploadHashStatePath("a", "id", digest.SHA256, 1048576), "/docker/registry/v2/repositories/a/_uploads/id/hashstates/sha256/1048576"},
 	}
 	for name, tc := range tests {
 		if tc.got != tc.want {

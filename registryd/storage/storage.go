@@ -12,6 +12,7 @@
 //	repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link  every digest the tag ever pointed at
 //	repositories/<name>/_uploads/<uuid>/data                   upload in progress
 //	repositories/<name>/_uploads/<uuid>/startedat              RFC 3339 UTC start time
+//	repositories/<name>/_uploads/<uuid>/hashstates/sha256/<offset>  SHA-256 state after <offset> bytes
 //
 // A link file holds the target digest string ("sha256:<hex>") and nothing
 // else, no newline. Readers follow the link's content, not the path it sits
@@ -24,9 +25,10 @@
 //     blobs/sha512/... and linked to itself; Distribution stores it under
 //     its sha256 and links the sha512 path to that. Both layouts read
 //     correctly in both registries, because both follow link contents.
-//   - registryd does not write _uploads/<id>/hashstates/: it re-hashes the
-//     upload data when the upload is committed. Hash states left by
-//     Distribution are ignored and removed with the upload.
+//   - registryd keeps an upload's SHA-256 state at each size an append
+//     ends at, in the form Distribution writes and reads, and verifies a
+//     sha256 digest at commit from it (hashstate.go); it keeps no sha512
+//     state and reads the upload again for such a digest.
 //   - registryd keeps a referrers index per repository under
 //     repositories/<name>/_berth/, a directory Distribution never reads or
 //     writes; it is checked against the revisions on every request, so
@@ -106,6 +108,8 @@ type Store struct {
 	// cache is the blob descriptor cache (cache.go); its zero value
 	// caches nothing.
 	cache blobCache
+	// uploadLocks serialises appends and commits per upload (hashstate.go).
+	uploadLocks uploadLocks
 }
 
 // Option configures a Store.

@@ -72,7 +72,17 @@ func (s *Store) StatUpload(ctx context.Context, name, id string) (Upload, error)
 // nothing is written. It returns the new size. When r fails part way, what
 // was received is kept (the client can ask for the upload's size and
 // resume) and the read error is returned.
+//
+// The bytes are hashed with SHA-256 as they are written, and the hash's
+// state is stored at the new size (see hashstate.go), so that
+// CommitUpload need not read the upload again. Appends and commits of one
+// upload are serialised within this process.
 func (s *Store) AppendUpload(ctx context.Context, name, id string, offset int64, r io.Reader) (int64, error) {
+	unlock, err := s.uploadLocks.lock(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	u, err := s.StatUpload(ctx, name, id)
 	if err != nil {
 		return 0, err
@@ -80,11 +90,13 @@ func (s *Store) AppendUpload(ctx context.Context, name, id string, offset int64,
 	if offset >= 0 && offset != u.Size {
 		return u.Size, &OffsetError{Size: u.Size, Requested: offset}
 	}
+	h := s.resumeHash(ctx, name, id, u.Size)
 	w, err := s.driver.Writer(ctx, UploadDataPath(name, id), true)
 	if err != nil {
 		return u.Size, err
 	}
-	_, copyErr := io.Copy(w, r)
+	hw := &hashingWriter{w: w, h: h}
+	_, copyErr := io.Copy(hw, r)
 	if err := w.Commit(ctx); err != nil {
 		_ = w.Close()
 		return u.Size, err
@@ -93,6 +105,11 @@ func (s *Store) AppendUpload(ctx context.Context, name, id string, offset int64,
 	if err := w.Close(); err != nil && copyErr == nil {
 		copyErr = err
 	}
+	// The state is kept only when it covers exactly the committed bytes:
+	// not when the file had grown between the stat and the open.
+	if h != nil && size == u.Size+hw.n {
+		s.saveHashState(ctx, name, id, size, h)
+	}
 	return size, copyErr
 }
 
@@ -100,35 +117,48 @@ func (s *Store) AppendUpload(ctx context.Context, name, id string, offset int64,
 // global blob store, links it into repository name and removes the upload.
 // On a digest mismatch the upload is cancelled (as Distribution does) and
 // ErrDigestMismatch is returned.
+//
+// A sha256 digest is checked against the hash state stored at the
+// upload's size when there is one; otherwise, or when the state does not
+// give d, the upload is read and hashed again, so that a bad state can
+// never refuse a good upload.
 func (s *Store) CommitUpload(ctx context.Context, name, id string, d digest.Digest) (Descriptor, error) {
 	if err := checkDigest(d); err != nil {
 		return Descriptor{}, err
 	}
+	unlock, err := s.uploadLocks.lock(ctx, id)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	defer unlock()
 	u, err := s.StatUpload(ctx, name, id)
 	if err != nil {
 		return Descriptor{}, err
 	}
 	dataPath := UploadDataPath(name, id)
-	verifier := d.Verifier()
-	n := int64(0)
-	rc, err := s.driver.Reader(ctx, dataPath, 0)
-	switch {
-	case errors.Is(err, driver.ErrNotFound):
-		// Nothing was ever appended: the empty blob.
-	case err != nil:
-		return Descriptor{}, err
-	default:
-		n, err = io.Copy(verifier, rc)
-		rc.Close()
-		if err != nil {
+	n := u.Size
+	if !s.stateVerifies(ctx, name, id, u.Size, d) {
+		verifier := d.Verifier()
+		n = 0
+		rc, err := s.driver.Reader(ctx, dataPath, 0)
+		switch {
+		case errors.Is(err, driver.ErrNotFound):
+			// Nothing was ever appended: the empty blob.
+		case err != nil:
 			return Descriptor{}, err
+		default:
+			n, err = io.Copy(verifier, rc)
+			rc.Close()
+			if err != nil {
+				return Descriptor{}, err
+			}
 		}
-	}
-	if n != u.Size || !verifier.Verified() {
-		if err := s.CancelUpload(ctx, name, id); err != nil {
-			return Descriptor{}, err
+		if n != u.Size || !verifier.Verified() {
+			if err := s.cancelUpload(ctx, name, id); err != nil {
+				return Descriptor{}, err
+			}
+			return Descriptor{}, ErrDigestMismatch
 		}
-		return Descriptor{}, ErrDigestMismatch
 	}
 	if _, err := s.statGlobalBlob(ctx, d); errors.Is(err, ErrBlobUnknown) {
 		if n == 0 {
@@ -153,6 +183,16 @@ func (s *Store) CommitUpload(ctx context.Context, name, id string, d digest.Dige
 
 // CancelUpload removes upload id of repository name.
 func (s *Store) CancelUpload(ctx context.Context, name, id string) error {
+	unlock, err := s.uploadLocks.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.cancelUpload(ctx, name, id)
+}
+
+// cancelUpload is CancelUpload for a caller holding the upload's lock.
+func (s *Store) cancelUpload(ctx context.Context, name, id string) error {
 	if _, err := s.StatUpload(ctx, name, id); err != nil {
 		return err
 	}
