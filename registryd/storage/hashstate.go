@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
 // Upload hash states.
@@ -20,6 +22,11 @@ import (
 // state at the upload's current size, and CommitUpload checks a sha256
 // digest against the state at the final size instead of reading the
 // upload again.
+//
+// A state is not made durable (driver.PutContentUnsynced: no fsync on
+// the filesystem, where a durable one would cost an upload's append two
+// more fsyncs): a crash may lose it or leave it empty, which the reader
+// treats as missing.
 //
 // A state is named by the number of bytes it covers, so a state left
 // behind by an earlier append is never taken for the current one: when
@@ -73,12 +80,13 @@ func (s *Store) resumeHash(ctx context.Context, name, id string, size int64) has
 	return h
 }
 
-// saveHashState stores h as the state of upload id after size bytes. A
-// failure is logged, not returned: the state only saves a later read.
+// saveHashState stores h as the state of upload id after size bytes,
+// without waiting for it to be durable. A failure is logged, not
+// returned: the state only saves a later read.
 func (s *Store) saveHashState(ctx context.Context, name, id string, size int64, h hash.Hash) {
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err == nil {
-		err = s.driver.PutContent(ctx, UploadHashStatePath(name, id, hashStateAlg, size), state)
+		err = driver.PutContentUnsynced(ctx, s.driver, UploadHashStatePath(name, id, hashStateAlg, size), state)
 	}
 	if err != nil {
 		s.log.WarnContext(ctx, "Storing an upload's hash state; the commit will read the upload again",

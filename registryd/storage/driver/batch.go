@@ -45,3 +45,31 @@ func putEach(ctx context.Context, d StorageDriver, groups [][]ContentWrite) erro
 	}
 	return nil
 }
+
+// UnsyncedPutter is an optional capability of a StorageDriver: storing a
+// file atomically (a reader sees the old content or the new, whole)
+// without waiting for it to be durable. It is for content whose loss or
+// corruption in a crash does no harm because its reader checks it and
+// can do without it (an upload's hash state). A driver whose every write
+// is durable when it returns (an object store) has no use for it.
+type UnsyncedPutter interface {
+	PutContentUnsynced(ctx context.Context, path string, content []byte) error
+}
+
+// PutContentUnsynced stores content at path through the UnsyncedPutter
+// behind d and the wrappers around it (found as AsFileDeleter finds a
+// FileDeleter), or else with d.PutContent. The path is not validated on
+// the first way: callers pass layout paths.
+func PutContentUnsynced(ctx context.Context, d StorageDriver, path string, content []byte) error {
+	for u := d; u != nil; {
+		if p, ok := u.(UnsyncedPutter); ok {
+			return p.PutContentUnsynced(ctx, path, content)
+		}
+		w, ok := u.(interface{ Unwrap() StorageDriver })
+		if !ok {
+			break
+		}
+		u = w.Unwrap()
+	}
+	return d.PutContent(ctx, path, content)
+}

@@ -17,7 +17,9 @@
 //     the way are made durable by that same fsync on filesystems that
 //     journal metadata in order (ext4, xfs), as in Distribution.
 //     PutContents (driver.BatchPutter) does the same for several files
-//     with the waits overlapped: see its comment. Temporary files
+//     with the waits overlapped: see its comment. PutContentUnsynced
+//     (driver.UnsyncedPutter) skips the fsyncs, for content a crash may
+//     lose (an upload's hash state). Temporary files
 //     live in one directory, <RootDirectory>/.berth~tmp, rather than beside
 //     their targets: it is on the same filesystem as the tree (so rename is
 //     atomic), it is outside docker/registry/v2 (so Distribution never reads
@@ -25,8 +27,9 @@
 //     which no valid driver path component can, so it can never collide
 //     with content. List and Walk skip every directory entry whose name is
 //     not a valid path component: the driver shows only what it can address.
-//   - Move is os.Rename after creating the destination's parents, so a
-//     reader of the destination sees the old file or the new one; the
+//   - Move is os.Rename (creating the destination's parents when the
+//     rename finds them missing), so a reader of the destination sees the
+//     old file or the new one; the
 //     destination's directory is then fsynced, so a committed upload's
 //     move into the blob store is durable when Move returns.
 //   - Directories are created 0777 and files 0666, less the umask, as
@@ -237,10 +240,7 @@ func (d *fsDriver) PutContents(ctx context.Context, groups ...[]driver.ContentWr
 				return err
 			}
 			dir := filepath.Dir(p.target)
-			err := os.MkdirAll(dir, 0o777)
-			if err == nil {
-				err = os.Rename(p.tmp, p.target)
-			}
+			err := renameMkdir(p.tmp, p.target)
 			d.release()
 			if err != nil {
 				return err
@@ -257,6 +257,71 @@ func (d *fsDriver) PutContents(ctx context.Context, groups ...[]driver.ContentWr
 	return nil
 }
 
+// PutContentUnsynced (driver.UnsyncedPutter) is PutContent without the
+// fsyncs: the content goes to a temporary file renamed over the target,
+// so readers see the old file or the new one, whole, but after a crash
+// the target may be missing, empty or old.
+func (d *fsDriver) PutContentUnsynced(ctx context.Context, path string, content []byte) error {
+	f, tmp, err := d.writeTemp(ctx, content)
+	if err != nil {
+		return err
+	}
+	err = f.Close()
+	if err == nil {
+		if err = d.acquire(ctx); err == nil {
+			err = renameMkdir(tmp, d.fullPath(path))
+			d.release()
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// renameMkdir renames file oldpath to newpath, creating newpath's
+// missing directories when the rename says they are missing: a rename
+// into an existing directory costs no lookup beyond its own.
+func renameMkdir(oldpath, newpath string) error {
+	err := rename(oldpath, newpath)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := mkdirAll(filepath.Dir(newpath)); err != nil {
+		return err
+	}
+	return rename(oldpath, newpath)
+}
+
+// mkdirAll is os.MkdirAll (mode 0777 less the umask) for a directory
+// that is most likely missing while its parent exists, as a registry's
+// are: it starts with mkdir(2) on dir itself and climbs only on ENOENT,
+// where os.MkdirAll stats dir and then every parent up to one that
+// exists before it creates anything. A new directory under an existing
+// one is one system call instead of three. An existing dir is fine, as
+// is one created meanwhile by another request; a file in the way is
+// left for the caller's next call on the path to report.
+func mkdirAll(dir string) error {
+	err := os.Mkdir(dir, 0o777)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent == dir {
+		return err
+	}
+	if err := mkdirAll(parent); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
 // writeTemp writes content to a new temporary file and returns it open,
 // not yet fsynced. The temporary directory is created when missing.
 func (d *fsDriver) writeTemp(ctx context.Context, content []byte) (*os.File, string, error) {
@@ -268,7 +333,7 @@ func (d *fsDriver) writeTemp(ctx context.Context, content []byte) (*os.File, str
 	tmp := filepath.Join(tmpDir, rand.Text())
 	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(tmpDir, 0o777); err != nil {
+		if err := mkdirAll(tmpDir); err != nil {
 			return nil, "", err
 		}
 		f, err = openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
@@ -370,10 +435,13 @@ func (d *fsDriver) Writer(ctx context.Context, path string, append bool) (driver
 	}
 	defer d.release()
 	full := d.fullPath(path)
-	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
-		return nil, err
-	}
 	f, err := openFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := mkdirAll(filepath.Dir(full)); err != nil {
+			return nil, err
+		}
+		f, err = openFile(full, os.O_WRONLY|os.O_CREATE, 0o666)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -517,13 +585,18 @@ func (d *fsDriver) Move(ctx context.Context, sourcePath, destPath string) error 
 	}
 	defer d.release()
 	src, dst := d.fullPath(sourcePath), d.fullPath(destPath)
-	if _, err := os.Lstat(src); err != nil {
-		return d.mapErr(sourcePath, err)
+	err := os.Rename(src, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The source is missing, or the destination's directory: only the
+		// second is created.
+		if _, serr := os.Lstat(src); serr != nil {
+			return d.mapErr(sourcePath, serr)
+		}
+		if err = mkdirAll(filepath.Dir(dst)); err == nil {
+			err = os.Rename(src, dst)
+		}
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
-		return err
-	}
-	if err := os.Rename(src, dst); err != nil {
+	if err != nil {
 		if _, serr := os.Lstat(src); errors.Is(serr, fs.ErrNotExist) {
 			return d.notFound(sourcePath) // moved or deleted meanwhile
 		}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/berth-dev/berth/registryd/storage/driver"
@@ -212,5 +214,100 @@ func TestMaxThreadsBoundsCalls(t *testing.T) {
 	<-d.sem
 	if _, err := d.Stat(cancelled, "/x"); err != nil {
 		t.Fatalf("Stat after a token was freed: %v", err)
+	}
+}
+
+// Directories are created only when a write finds them missing: many
+// writers creating the same new directories at once all succeed, a Move
+// of a missing source creates nothing, and a file where a directory is
+// needed fails the write.
+func TestCreatesMissingDirectories(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	d, err := New(Parameters{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() {
+			p := fmt.Sprintf("/a/b/c/%d/link", i%4)
+			if i%2 == 0 {
+				errs[i] = d.PutContent(ctx, p+fmt.Sprint(i), []byte("x"))
+				return
+			}
+			w, err := d.Writer(ctx, p+fmt.Sprint(i), false)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			_, err = w.Write([]byte("x"))
+			errs[i] = errors.Join(err, w.Commit(ctx), w.Close())
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+		if got, err := d.GetContent(ctx, fmt.Sprintf("/a/b/c/%d/link%d", i%4, i)); err != nil || string(got) != "x" {
+			t.Errorf("file %d = %q, %v", i, got, err)
+		}
+	}
+
+	if err := d.Move(ctx, "/missing/data", "/blobs/new/dir/data"); !errors.Is(err, driver.ErrNotFound) {
+		t.Fatalf("move of a missing source: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "blobs")); !os.IsNotExist(err) {
+		t.Fatalf("a move of a missing source created the destination's directories: %v", err)
+	}
+	if err := d.Move(ctx, "/a/b/c/0/link0", "/blobs/new/dir/data"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.GetContent(ctx, "/blobs/new/dir/data"); err != nil || string(got) != "x" {
+		t.Fatalf("moved file = %q, %v", got, err)
+	}
+
+	if err := d.PutContent(ctx, "/file", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutContent(ctx, "/file/below/link", []byte("y")); err == nil {
+		t.Fatal("PutContent below a file succeeded")
+	}
+	if _, err := d.Writer(ctx, "/file/below/data", false); err == nil {
+		t.Fatal("Writer below a file succeeded")
+	}
+	if err := d.PutContent(ctx, "/a/b/c/1/link1/x", []byte("y")); err == nil {
+		t.Fatal("PutContent with a file as its directory succeeded")
+	}
+}
+
+// PutContentUnsynced stores whole files, creating directories, replacing
+// what was there, and leaves no temporary file behind; a driver without
+// it gets PutContent.
+func TestPutContentUnsynced(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	d, err := New(Parameters{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, content := range []string{"first state", "second"} {
+		if err := driver.PutContentUnsynced(ctx, d, "/up/hashstates/sha256/5", []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.GetContent(ctx, "/up/hashstates/sha256/5"); err != nil || string(got) != content {
+			t.Fatalf("content = %q, %v; want %q", got, err, content)
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(root, tmpDirName)); err != nil || len(entries) != 0 {
+		t.Fatalf("temporary files left: %v, %v", entries, err)
+	}
+	if err := driver.PutContentUnsynced(ctx, d, "/up/hashstates/sha256/5/x", []byte("y")); err == nil {
+		t.Fatal("PutContentUnsynced below a file succeeded")
+	}
+	if entries, err := os.ReadDir(filepath.Join(root, tmpDirName)); err != nil || len(entries) != 0 {
+		t.Fatalf("temporary files left after a failure: %v, %v", entries, err)
 	}
 }

@@ -8,3 +8,6 @@ import "os"
 func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.OpenFile(name, flag, perm)
 }
+
+// rename is os.Rename (see open_unix.go for why unix differs).
+func rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }

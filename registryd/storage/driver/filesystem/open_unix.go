@@ -27,3 +27,15 @@ func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 		return os.NewFile(uintptr(fd), name), nil
 	}
 }
+
+// rename is os.Rename without its lstat(2) of newpath, made so that
+// renaming a directory over an existing one fails on every platform. The
+// driver renames only files, and rename(2) refuses a file over a
+// directory (EISDIR) by itself; the lstat was one more path lookup per
+// file a manifest PUT writes.
+func rename(oldpath, newpath string) error {
+	if err := syscall.Rename(oldpath, newpath); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
