@@ -62,6 +62,13 @@ type noRedirects struct{ driver.StorageDriver }
 
 func (n noRedirects) Unwrap() driver.StorageDriver { return n.StorageDriver }
 
+// PutContents keeps the wrapped driver's batching (driver.BatchPutter),
+// which embedding the interface would hide: without it a manifest PUT on
+// the filesystem waits for its fsyncs one after another.
+func (n noRedirects) PutContents(ctx context.Context, groups ...[]driver.ContentWrite) error {
+	return driver.PutContents(ctx, n.StorageDriver, groups...)
+}
+
 func (noRedirects) RedirectURL(context.Context, string, string) (string, error) { return "", nil }
 
 // baseURLRedirects redirects GET and HEAD to base joined with the path.
@@ -71,6 +78,11 @@ type baseURLRedirects struct {
 }
 
 func (b baseURLRedirects) Unwrap() driver.StorageDriver { return b.StorageDriver }
+
+// PutContents keeps the wrapped driver's batching, as noRedirects does.
+func (b baseURLRedirects) PutContents(ctx context.Context, groups ...[]driver.ContentWrite) error {
+	return driver.PutContents(ctx, b.StorageDriver, groups...)
+}
 
 func (b baseURLRedirects) RedirectURL(ctx context.Context, method, p string) (string, error) {
 	if !driver.ValidPath(p) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/registryd/configuration"
+	"github.com/berth-dev/berth/registryd/storage/driver"
 	"github.com/berth-dev/berth/registryd/storage/driver/inmemory"
 )
 
@@ -52,6 +53,11 @@ func TestRedirectMiddlewareOptions(t *testing.T) {
 			}
 			if u, _ := d.RedirectURL(context.Background(), http.MethodPut, blob); u != "" {
 				t.Errorf("RedirectURL(PUT) = %q, want none", u)
+			}
+			// The filesystem driver's batched writes (a manifest PUT's
+			// fsyncs overlapped) stay reachable through the wrapper.
+			if _, ok := d.(driver.BatchPutter); !ok {
+				t.Errorf("%T hides driver.BatchPutter", d)
 			}
 		})
 	}
