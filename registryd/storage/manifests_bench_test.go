@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/berth-dev/berth/registryd/storage/driver/filesystem"
 )
 
 // BenchmarkPutManifest stores a new image manifest under a new tag per
@@ -16,11 +14,7 @@ import (
 // PUT without HTTP), and reports the process's CPU time per PUT.
 func BenchmarkPutManifest(b *testing.B) {
 	ctx := context.Background()
-	drv, err := filesystem.New(filesystem.Parameters{RootDirectory: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(drv)
+	s := filesystemStore(b)
 	var n atomic.Int64
 	b.SetParallelism(8) // 16 goroutines on 2 CPUs
 	cpu := processCPU(b)

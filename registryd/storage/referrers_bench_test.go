@@ -17,11 +17,8 @@ import (
 // up to date: the cost of every request once the index exists.
 func BenchmarkReferrersIndexed(b *testing.B) {
 	ctx := context.Background()
-	drv, err := filesystem.New(filesystem.Parameters{RootDirectory: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(drv)
+	s := filesystemStore(b)
+	drv := s.driver
 	const repo = "bench/referrers"
 	subject := digest.FromString("subject")
 	for i := range 10000 {
@@ -49,6 +46,16 @@ func BenchmarkReferrersIndexed(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+// filesystemStore is a Store on the filesystem driver in a temporary
+// directory.
+func filesystemStore(b *testing.B) *Store {
+	drv, err := filesystem.New(filesystem.Parameters{RootDirectory: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return New(drv)
 }
 
 // processCPU is the CPU time this process has used: a cost that does not

@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/berth-dev/berth/registryd/storage/driver/filesystem"
 )
 
 // BenchmarkUploadPush pushes 16 MiB blobs through upload sessions (one
@@ -22,11 +20,7 @@ import (
 func BenchmarkUploadPush(b *testing.B) {
 	const size = 16 << 20
 	ctx := context.Background()
-	drv, err := filesystem.New(filesystem.Parameters{RootDirectory: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(drv)
+	s := filesystemStore(b)
 	content := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 	prefix := sha256.New()
 	prefix.Write(content[:size-64])
