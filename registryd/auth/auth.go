@@ -37,7 +37,7 @@ import (
 	"net/http"
 
 	"github.com/berth-dev/berth/registryd/configuration"
-	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/errcode"
 )
 
 // Access is one permission a request needs: an action on a resource, e.g.
@@ -167,25 +167,25 @@ func Middleware(c Controller, prefix string, log *slog.Logger, next http.Handler
 		if errors.Is(err, ErrBusy) {
 			log.DebugContext(r.Context(), "Password check refused: too many in progress", "method", r.Method, "path", r.URL.Path)
 			w.Header().Set("Retry-After", "1")
-			handlers.WriteError(w, r, handlers.ErrTooManyRequests.WithMessage("too many logins in progress; retry later"))
+			errcode.Write(w, r, errcode.ErrTooManyRequests.WithMessage("too many logins in progress; retry later"))
 			return
 		}
 		if r.Context().Err() != nil { // gone while its password waited for a turn
-			handlers.WriteError(w, r, handlers.ErrClientClosed)
+			errcode.Write(w, r, errcode.ErrClientClosed)
 			return
 		}
 		var ch *Challenge
 		if !errors.As(err, &ch) {
 			log.ErrorContext(r.Context(), "Authorization failed", "method", r.Method, "path", r.URL.Path, "error", err)
-			handlers.WriteError(w, r, handlers.ErrUnknown)
+			errcode.Write(w, r, errcode.ErrUnknown)
 			return
 		}
 		log.DebugContext(r.Context(), "Request not authorized", "method", r.Method, "path", r.URL.Path, "reason", err)
 		w.Header().Set("WWW-Authenticate", ch.Header)
-		e := handlers.ErrUnauthorized
+		e := errcode.ErrUnauthorized
 		if len(access) > 0 {
 			e = e.WithDetail(access)
 		}
-		handlers.WriteError(w, r, e)
+		errcode.Write(w, r, e)
 	})
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/registryd/control"
-	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/errcode"
 )
 
 // Read-only mode can change while the server runs, from two sources:
@@ -137,13 +137,13 @@ func (g *writeGate) wrap(next http.Handler) http.Handler {
 		// makes every new RLock wait too, and a write that is refused
 		// anyway must not wait for the drain.
 		if g.want.Load() {
-			handlers.WriteError(w, r, handlers.ErrReadOnly)
+			errcode.Write(w, r, errcode.ErrReadOnly)
 			return
 		}
 		g.mu.RLock()
 		if g.want.Load() { // switched while this request waited
 			g.mu.RUnlock()
-			handlers.WriteError(w, r, handlers.ErrReadOnly)
+			errcode.Write(w, r, errcode.ErrReadOnly)
 			return
 		}
 		defer g.mu.RUnlock()
