@@ -63,6 +63,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/registryd/errcode"
+	"github.com/berth-dev/berth/registryd/internal/httpx"
 	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
@@ -260,12 +261,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, r, errcode.ErrNameInvalid.WithMessage("percent-encoded slash in the request path"))
 		return
 	}
-	if isWrite(r.Method) && h.pullThrough != nil {
+	if httpx.IsWrite(r.Method) && h.pullThrough != nil {
 		errcode.Write(w, r, errPullThroughWrite)
 		return
 	}
-	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {
-		errcode.Write(w, r, errcode.ErrReadOnly)
+	if httpx.RefuseReadOnly(w, r, h.readOnly) {
 		return
 	}
 	h.wrapBody(w, r)
@@ -297,14 +297,6 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, rt route,
 		setRetryAfter(w)
 	}
 	errcode.Write(w, r, e)
-}
-
-func isWrite(method string) bool {
-	switch method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // absURL turns a path into the URL put in a Location header.

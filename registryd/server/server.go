@@ -188,7 +188,6 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	}
 	h := handlers.New(drv, append(handlerOpts,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
-		handlers.WithReadOnly(s.mode.gate.ReadOnly),
 		handlers.WithWriteAdmission(s.mode.gate.admit),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
@@ -201,6 +200,8 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithEventSink(ops.events()),
 		handlers.WithBodyTimeout(timeout(o.BodyTimeout, handlers.DefaultBodyTimeout)),
 	)...)
+	// The gate is the one read-only refusal (no handlers.WithReadOnly):
+	// a write it admitted runs to the end, and the switch waits for it.
 	h = s.mode.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
 	if err != nil {
