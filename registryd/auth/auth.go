@@ -23,10 +23,10 @@
 //     (Basic for htpasswd, Bearer for token and silly). A token that does
 //     not grant enough gets error="insufficient_scope", still with 401, as
 //     in Distribution; a bad token gets error="invalid_token".
-//   - The route parser here is a copy of the handler's (handlers keeps its
-//     own unexported): it matches the path from its end because repository
-//     names contain "/". Anything under /v2 it cannot classify still needs
-//     a valid credential, so a disagreement fails closed.
+//   - The route is the one the handler serves (package routes, classified
+//     once per request and read from the request's context). Anything
+//     under /v2 that matches no route, or lies outside http.prefix, still
+//     needs a valid credential: it fails closed.
 package auth
 
 import (
@@ -38,6 +38,7 @@ import (
 
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/errcode"
+	"github.com/berth-dev/berth/registryd/routes"
 )
 
 // Access is one permission a request needs: an action on a resource, e.g.
@@ -152,12 +153,12 @@ func Middleware(c Controller, prefix string, log *slog.Logger, next http.Handler
 		log = slog.Default()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt, ok := apiRoute(r.URL.Path, prefix)
-		if !ok {
+		r, m := routes.Of(r, prefix)
+		if !m.API {
 			next.ServeHTTP(w, r)
 			return
 		}
-		access := requiredAccess(rt, r)
+		access := requiredAccess(m.Route, r)
 		authed, err := c.Authorize(r, access)
 		if err == nil {
 			recordIdentity(authed)

@@ -232,12 +232,12 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	p, ok := h.apiPath(r.URL.Path)
-	rt, routed := parseRoute(p)
-	if !ok || !routed {
+	r, m := routes.Of(r, h.prefix)
+	if !m.Served {
 		http.NotFound(w, r)
 		return
 	}
+	rt := m.Route
 	methods := h.routes[rt.Kind]
 	fn, ok := methods[r.Method]
 	if !ok {

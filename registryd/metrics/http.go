@@ -4,23 +4,21 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/internal/httpx"
+	"github.com/berth-dev/berth/registryd/routes"
 )
 
-// Middleware counts and times every request served by next. prefix is
-// http.prefix, removed from the path before the route is named.
+// Middleware counts and times every request served by next, labelled with
+// the request's route (package routes; "other" for a path the handler does
+// not serve). prefix is http.prefix.
 func (m *Metrics) Middleware(prefix string, next http.Handler) http.Handler {
-	prefix = strings.TrimSuffix(prefix, "/")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, match := routes.Of(r, prefix)
 		route := "other"
-		if p, ok := strings.CutPrefix(r.URL.Path, prefix); ok {
-			if name := handlers.RouteName(p); name != "" {
-				route = name
-			}
+		if match.Served {
+			route = match.Kind.String()
 		}
 		upload := (route == "blob_upload" || route == "blob_upload_chunk") &&
 			(r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut)

@@ -30,6 +30,7 @@ import (
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/proxy"
+	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -218,6 +219,9 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if !cfg.Log.AccessLog.Disabled {
 		h = accessLog(o.AccessLog, h)
 	}
+	// The path is classified once, here, for auth, the metrics and the
+	// handler below (package routes).
+	h = routes.Middleware(cfg.HTTP.Prefix, h)
 	s.handler = recoverPanics(o.Logger, h)
 	return s, nil
 }
