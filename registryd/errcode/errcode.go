@@ -1,6 +1,7 @@
 // Package errcode is the protocol error of registryd's HTTP API, shared by
-// every layer that answers a request: the handlers, the auth middleware
-// and the read-only gate of the server.
+// every layer that answers a request: the handlers, the auth middleware,
+// the pull-through proxy's upstream errors and the read-only refusal of
+// the server's write gate (internal/httpx).
 // An *Error carries the spec's error code and the HTTP status it is sent
 // with; Write is the one function that writes it, as the spec's body
 // {"errors":[{"code":…,"message":…,"detail":…}]}.
