@@ -122,21 +122,18 @@ type ManifestLinks struct {
 // storedManifest is every field of every manifest kind that names
 // content, schema 1's fsLayers included.
 type storedManifest struct {
-	Config *struct {
-		Digest digest.Digest `json:"digest"`
-	} `json:"config"`
-	Layers []struct {
-		Digest digest.Digest `json:"digest"`
-	} `json:"layers"`
-	Manifests []struct {
-		Digest digest.Digest `json:"digest"`
-	} `json:"manifests"`
-	Subject *struct {
-		Digest digest.Digest `json:"digest"`
-	} `json:"subject"`
-	FSLayers []struct {
+	Config    *linkDescriptor  `json:"config"`
+	Layers    []linkDescriptor `json:"layers"`
+	Manifests []linkDescriptor `json:"manifests"`
+	Subject   *linkDescriptor  `json:"subject"`
+	FSLayers  []struct {
 		BlobSum digest.Digest `json:"blobSum"`
 	} `json:"fsLayers"`
+}
+
+// linkDescriptor is the part of a descriptor ParseManifestLinks reads.
+type linkDescriptor struct {
+	Digest digest.Digest `json:"digest"`
 }
 
 // ParseManifestLinks reads the links of manifest content already in
