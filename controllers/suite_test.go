@@ -30,12 +30,9 @@ var (
 )
 
 func TestControllers(t *testing.T) {
-	RegisterFailHandler(Fail)
 	// Generous: under -race on two shared cores a reconcile can take
 	// seconds; a spec that never converges still fails, only later.
-	SetDefaultEventuallyTimeout(20 * time.Second)
-	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-	RunSpecs(t, "Controller Suite")
+	kubetest.RunSpecs(t, "Controller Suite", 20*time.Second)
 }
 
 var _ = BeforeSuite(func() {

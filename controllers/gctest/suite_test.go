@@ -35,10 +35,7 @@ var (
 )
 
 func TestGarbageCollection(t *testing.T) {
-	RegisterFailHandler(Fail)
-	SetDefaultEventuallyTimeout(30 * time.Second)
-	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-	RunSpecs(t, "GarbageCollection Suite")
+	kubetest.RunSpecs(t, "GarbageCollection Suite", 30*time.Second)
 }
 
 var _ = BeforeSuite(func() {

@@ -7,10 +7,11 @@ package kubetest
 import (
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,19 +29,28 @@ import (
 // the CRDs of config/crd/bases, and returns it, its config and a client.
 // The suite's AfterSuite stops the environment.
 func Start() (*envtest.Environment, *rest.Config, client.Client) {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	Expect(os.Getenv("KUBEBUILDER_ASSETS")).NotTo(BeEmpty(),
+	logf.SetLogger(zap.New(zap.WriteTo(ginkgo.GinkgoWriter), zap.UseDevMode(true)))
+	gomega.Expect(os.Getenv("KUBEBUILDER_ASSETS")).NotTo(gomega.BeEmpty(),
 		"KUBEBUILDER_ASSETS must name the kube-apiserver and etcd directory: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/setup-envtest.sh)")
-	Expect(berthv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
+	gomega.Expect(berthv1alpha1.AddToScheme(scheme.Scheme)).To(gomega.Succeed())
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(testutil.RepoRoot(GinkgoT()), "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(testutil.RepoRoot(ginkgo.GinkgoT()), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		// A loaded 2-core machine can take longer than the 20 s default.
 		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	cfg, err := env.Start()
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	return env, cfg, c
+}
+
+// RunSpecs runs the suite's specs; Eventually polls every 50 ms and gives
+// up after timeout unless a spec says otherwise.
+func RunSpecs(t *testing.T, name string, timeout time.Duration) {
+	gomega.RegisterFailHandler(ginkgo.Fail)
+	gomega.SetDefaultEventuallyTimeout(timeout)
+	gomega.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
+	ginkgo.RunSpecs(t, name)
 }
