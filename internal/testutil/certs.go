@@ -29,7 +29,7 @@ var serial atomic.Int64
 // newCert makes a key and a certificate for it from tmpl, valid for a day
 // under a serial number no other certificate of the test binary has,
 // signed by parent (self-signed when parent is nil).
-func newCert(t testing.TB, tmpl *x509.Certificate, parent *CA) (*x509.Certificate, *ecdsa.PrivateKey) {
+func newCert(t TB, tmpl *x509.Certificate, parent *CA) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -53,7 +53,7 @@ func newCert(t testing.TB, tmpl *x509.Certificate, parent *CA) (*x509.Certificat
 }
 
 // NewCA makes a CA valid for a day.
-func NewCA(t testing.TB, name string) *CA {
+func NewCA(t TB, name string) *CA {
 	t.Helper()
 	cert, key := newCert(t, &x509.Certificate{
 		Subject:               pkix.Name{CommonName: name},
@@ -78,14 +78,20 @@ func (ca *CA) Pool() *x509.CertPool {
 
 // Issue returns a PEM certificate and key for cn, valid as a server for
 // 127.0.0.1 and localhost and as a client, for a day.
-func (ca *CA) Issue(t testing.TB, cn string) (certPEM, keyPEM []byte) {
+func (ca *CA) Issue(t TB, cn string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	return ca.IssueFor(t, cn, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// IssueFor is Issue for a server known by dnsNames and ips.
+func (ca *CA) IssueFor(t TB, cn string, dnsNames []string, ips []net.IP) (certPEM, keyPEM []byte) {
 	t.Helper()
 	cert, key := newCert(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:    []string{"localhost"},
+		IPAddresses: ips,
+		DNSNames:    dnsNames,
 	}, ca)
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
@@ -97,7 +103,7 @@ func (ca *CA) Issue(t testing.TB, cn string) (certPEM, keyPEM []byte) {
 
 // Certificate issues a certificate for cn (as Issue) as a TLS client or
 // server presents it.
-func (ca *CA) Certificate(t testing.TB, cn string) tls.Certificate {
+func (ca *CA) Certificate(t TB, cn string) tls.Certificate {
 	t.Helper()
 	pair, err := tls.X509KeyPair(ca.Issue(t, cn))
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // Garbage collection on the real cluster, with a client pushing all the
@@ -122,17 +123,14 @@ func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, polic
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	var auth []remote.Option
 	if secure {
-		ca, err := newTestCA()
-		Expect(err).NotTo(HaveOccurred())
-		crt, key, _, err := ca.serving([]string{s.reg + "." + s.ns + ".svc", s.reg}, []net.IP{nodeIP})
-		Expect(err).NotTo(HaveOccurred())
-		clientCert, err := ca.client("e2e-pusher")
-		Expect(err).NotTo(HaveOccurred())
+		ca := testutil.NewCA(GinkgoT(), "berth e2e CA")
+		crt, key := ca.IssueFor(GinkgoT(), s.reg, []string{s.reg + "." + s.ns + ".svc", s.reg}, []net.IP{nodeIP})
+		clientCert := ca.Certificate(GinkgoT(), "e2e-pusher")
 		password := "gc-" + rand.String(12)
 		for _, sec := range []*corev1.Secret{
 			{ObjectMeta: metav1.ObjectMeta{Name: "gc-tls"}, Type: corev1.SecretTypeTLS,
 				Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}},
-			{ObjectMeta: metav1.ObjectMeta{Name: "gc-client-ca"}, Data: map[string][]byte{"ca.crt": ca.certPEM()}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "gc-client-ca"}, Data: map[string][]byte{"ca.crt": ca.CertPEM()}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "alice-password"}, StringData: map[string]string{"password": password}},
 		} {
 			sec.Namespace = s.ns
@@ -142,7 +140,7 @@ func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, polic
 			ClientCASecretRef: &berthv1alpha1.SecretKeyRef{Name: "gc-client-ca", Key: "ca.crt"}, ClientAuth: "require-and-verify-client-cert"}
 		reg.Spec.Auth = &berthv1alpha1.RegistryAuth{Htpasswd: &berthv1alpha1.HtpasswdAuth{Users: []berthv1alpha1.HtpasswdUser{
 			{Username: "alice", PasswordSecretRef: berthv1alpha1.SecretKeyRef{Name: "alice-password", Key: "password"}}}}}
-		tr.TLSClientConfig = &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}
 		auth = []remote.Option{remote.WithAuth(&authn.Basic{Username: "alice", Password: password})}
 		s.scheme, s.username, s.password = "https", "alice", password
 	}
