@@ -23,13 +23,11 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/testutil"
@@ -97,15 +95,7 @@ type gcScenario struct {
 // asks of clients.
 func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, policy *berthv1alpha1.GarbageCollectionPolicy, secure bool) *gcScenario {
 	GinkgoHelper()
-	s := &gcScenario{ns: "berth-e2e-gc-" + rand.String(5), reg: "gc", replicas: int(replicas), scheme: "http"}
-	By("creating namespace " + s.ns)
-	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}})).To(Succeed())
-	DeferCleanup(func() {
-		Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}))).To(Succeed())
-		Eventually(func() error {
-			return k8sClient.Get(suiteCtx, types.NamespacedName{Name: s.ns}, &corev1.Namespace{})
-		}).WithTimeout(readyTimeout).WithPolling(poll).Should(Satisfy(apierrors.IsNotFound))
-	})
+	s := &gcScenario{ns: createNamespace("berth-e2e-gc-"), reg: "gc", replicas: int(replicas), scheme: "http"}
 	size := resource.MustParse("1Gi")
 	reg := &berthv1alpha1.Registry{
 		ObjectMeta: metav1.ObjectMeta{Name: s.reg, Namespace: s.ns},

@@ -175,15 +175,7 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 
 		nodeIP = nodeInternalIP()
 
-		ns = "berth-e2e-" + rand.String(5)
-		By("creating namespace " + ns)
-		Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		DeferCleanup(func() {
-			Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))).To(Succeed())
-			Eventually(func() error {
-				return k8sClient.Get(suiteCtx, types.NamespacedName{Name: ns}, &corev1.Namespace{})
-			}).WithTimeout(readyTimeout).WithPolling(poll).Should(Satisfy(apierrors.IsNotFound))
-		})
+		ns = createNamespace("berth-e2e-")
 
 		passwordSecret(password)
 		putSecret(&corev1.Secret{
