@@ -37,7 +37,7 @@ func (r *RegistryReconciler) reconcileGCSchedule(ctx context.Context, s *registr
 			{&rbacv1.Role{}, builders.GCTriggerName(reg)},
 			{&corev1.ServiceAccount{}, builders.GCTriggerName(reg)},
 		} {
-			if err := r.deleteOwned(ctx, reg, c.obj, c.name); err != nil {
+			if err := r.children().deleteOwned(ctx, reg, c.obj, c.name); err != nil {
 				return err
 			}
 		}
@@ -51,7 +51,7 @@ func (r *RegistryReconciler) reconcileGCSchedule(ctx context.Context, s *registr
 	for _, obj := range []client.Object{
 		builders.GCTriggerServiceAccount(reg), builders.GCTriggerRole(reg), builders.GCTriggerRoleBinding(reg), cron,
 	} {
-		if _, err := r.apply(ctx, reg, obj); err != nil {
+		if _, err := r.children().ensure(ctx, reg, obj); err != nil {
 			return err
 		}
 	}
