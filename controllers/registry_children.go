@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 
-	"github.com/robfig/cron/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -32,6 +30,7 @@ type registryScope struct {
 	reg        *berthv1alpha1.Registry
 	secrets    map[string]*corev1.Secret
 	rendered   *builders.Rendered
+	invalid    *builders.InvalidConfigError // why rendering refused the spec
 	configMap  *corev1.ConfigMap
 	deployment *appsv1.Deployment
 	problem    *problem
@@ -47,32 +46,21 @@ type registryScope struct {
 // beside config.yml (see the GC controller), which expires by itself.
 func effectiveReadOnly(reg *berthv1alpha1.Registry) bool { return reg.Spec.ReadOnly }
 
-// checkPolicies refuses specs the API server accepted but the operator
-// cannot honour (objects stored before a validation rule existed, a cron
-// expression the CRD pattern lets through, a missing cert-manager).
-func (r *RegistryReconciler) checkPolicies(_ context.Context, s *registryScope) error {
-	reg := s.reg
-	if builders.ReadWriteOnce(reg) && builders.Replicas(reg) > 1 {
-		s.problem = &problem{berthv1alpha1.ReasonInvalidStorage,
-			"spec.replicas: a ReadWriteOnce filesystem volume allows at most 1 replica"}
-		return nil
-	}
-	if gc := reg.Spec.GarbageCollection; gc != nil && gc.Schedule != "" {
-		if _, err := cron.ParseStandard(gc.Schedule); err != nil {
-			s.problem = &problem{berthv1alpha1.ReasonInvalidSchedule, fmt.Sprintf("spec.garbageCollection.schedule: %v", err)}
-			return nil
-		}
-	}
-	if t := reg.Spec.TLS; t != nil && t.IssuerRef != nil {
-		ok, err := r.hasKind(builders.CertificateGVK.Group, builders.CertificateGVK.Version, builders.CertificateGVK.Kind)
+// checkSpec evaluates specPolicies: specs the API server accepted but
+// the operator cannot honour (objects stored before a validation rule
+// existed, a cron expression the CRD pattern lets through, a missing
+// cert-manager).
+func (r *RegistryReconciler) checkSpec(_ context.Context, s *registryScope) error {
+	in := &policyInput{reg: s.reg}
+	if t := s.reg.Spec.TLS; t != nil && t.IssuerRef != nil {
+		gvk := builders.CertificateGVK
+		ok, err := r.hasKind(gvk.Group, gvk.Version, gvk.Kind)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			s.problem = &problem{berthv1alpha1.ReasonCertManagerMissing,
-				"spec.tls.issuerRef: the cert-manager Certificate CRD is not installed"}
-		}
+		in.certificateCRD = ok
 	}
+	s.problem = specPolicies.evaluate(in)
 	return nil
 }
 
@@ -88,45 +76,33 @@ func (r *RegistryReconciler) hasKind(group, version, kind string) (bool, error) 
 	return true, nil
 }
 
-// loadSecrets reads every Secret the spec references; a missing Secret or
-// key is the Registry's problem until it appears (the Secret watch brings
-// the Registry back).
+// loadSecrets reads every Secret the spec references (nil when missing).
 func (r *RegistryReconciler) loadSecrets(ctx context.Context, s *registryScope) error {
 	for _, ref := range builders.SecretRefs(s.reg) {
-		sec, ok := s.secrets[ref.Name]
-		if !ok {
-			sec = &corev1.Secret{}
-			err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: ref.Name}, sec)
-			switch {
-			case apierrors.IsNotFound(err):
-				sec = nil
-			case err != nil:
-				return err
-			}
-			s.secrets[ref.Name] = sec
+		if _, ok := s.secrets[ref.Name]; ok {
+			continue
 		}
-		if sec == nil {
-			s.problem = &problem{berthv1alpha1.ReasonSecretNotFound,
-				fmt.Sprintf("%s: Secret %q not found", ref.Field, ref.Name)}
-			return nil
+		sec := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: ref.Name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			sec = nil
+		case err != nil:
+			return err
 		}
-		if _, ok := sec.Data[ref.Key]; !ok {
-			s.problem = &problem{berthv1alpha1.ReasonSecretKeyNotFound,
-				fmt.Sprintf("%s: Secret %q has no key %q", ref.Field, ref.Name, ref.Key)}
-			return nil
-		}
+		s.secrets[ref.Name] = sec
 	}
 	return nil
 }
 
-// render builds config.yml; a configuration registryd would refuse is the
-// Registry's problem.
+// render builds config.yml; a spec the renderer refuses is kept for
+// configPolicies.
 func (r *RegistryReconciler) render(_ context.Context, s *registryScope) error {
 	rendered, err := builders.Render(s.reg, effectiveReadOnly(s.reg))
 	var invalid *builders.InvalidConfigError
 	switch {
 	case errors.As(err, &invalid):
-		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, invalid.Error()}
+		s.invalid = invalid
 		return nil
 	case err != nil:
 		return err
@@ -135,34 +111,13 @@ func (r *RegistryReconciler) render(_ context.Context, s *registryScope) error {
 	return nil
 }
 
-// checkSupported refuses a rendered configuration that registryd would
-// refuse at start because it uses a feature the registryd release does not
-// implement yet (configuration.Implemented: the registryd of this operator's
-// release, which is also what spec.image is expected to run): the Registry
-// reports it instead of crash-looping pods, and no child is written, so
-// running pods keep their last good configuration.
-func (r *RegistryReconciler) checkSupported(_ context.Context, s *registryScope) error {
-	p, err := unsupportedProblem(s.rendered, configuration.Implemented())
-	if err != nil {
-		return err
-	}
-	s.problem = p
+// checkConfig evaluates configPolicies: a missing Secret or key, a config
+// registryd refuses or does not implement yet. No child is written after
+// a problem, so running pods keep their last good configuration.
+func (r *RegistryReconciler) checkConfig(_ context.Context, s *registryScope) error {
+	s.problem = configPolicies.evaluate(&policyInput{reg: s.reg, secrets: s.secrets,
+		rendered: s.rendered, invalid: s.invalid, support: configuration.Implemented()})
 	return nil
-}
-
-// unsupportedProblem is the problem of a rendered configuration that uses
-// what support lacks, naming every refused key; nil when registryd runs it.
-func unsupportedProblem(rendered *builders.Rendered, support configuration.Support) (*problem, error) {
-	err := builders.CheckSupported(rendered, support)
-	var unsupported *builders.UnsupportedConfigError
-	switch {
-	case err == nil:
-		return nil, nil
-	case errors.As(err, &unsupported):
-		return &problem{berthv1alpha1.ReasonUnsupportedConfig, unsupported.Error()}, nil
-	default:
-		return nil, err
-	}
 }
 
 // reconcileHTTPSecret creates the http secret once. It is never updated:

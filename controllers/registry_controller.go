@@ -89,10 +89,11 @@ type RegistryReconciler struct {
 // +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections,verbs=list;watch;create
 
 // Reconcile renders a Registry's children, applies them, and reports
-// status. The phases share a registryScope; a phase that finds a problem
-// the user must fix (a missing Secret, a config registryd refuses or does
-// not implement yet) records it in the scope and the remaining phases
-// leave the running registry as it is, so it keeps serving its last good
+// status. The phases share a registryScope; the check phases evaluate the
+// policy chains of registry_policies.go, and a problem the user must fix
+// (a missing Secret, a config registryd refuses or does not implement
+// yet) recorded in the scope stops the remaining phases, which leave the
+// running registry as it is, so it keeps serving its last good
 // configuration.
 func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	reg := &berthv1alpha1.Registry{}
@@ -106,11 +107,11 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 	s := &registryScope{reg: reg, secrets: map[string]*corev1.Secret{}}
 	phases := []func(context.Context, *registryScope) error{
-		r.checkPolicies,
+		r.checkSpec,
 		r.reconcileCertificate,
 		r.loadSecrets,
 		r.render,
-		r.checkSupported,
+		r.checkConfig,
 		r.reconcileHTTPSecret,
 		r.reconcileHTPasswd,
 		r.reconcileConfigMap,

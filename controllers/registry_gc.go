@@ -43,9 +43,7 @@ func (r *RegistryReconciler) reconcileGCSchedule(ctx context.Context, s *registr
 		}
 		return nil
 	}
-	if r.ManagerImage == "" {
-		s.problem = &problem{berthv1alpha1.ReasonManagerImageUnknown,
-			"spec.garbageCollection.schedule: the manager was started without its own image (--manager-image / MANAGER_IMAGE), which the schedule's CronJob runs"}
+	if s.problem = schedulePolicies.evaluate(&policyInput{reg: reg, managerImage: r.ManagerImage}); s.problem != nil {
 		return nil
 	}
 	for _, obj := range []client.Object{
