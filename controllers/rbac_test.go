@@ -159,28 +159,26 @@ func checkRBAC(rec *requestRecorder) {
 	used := rec.used()
 	Expect(used).NotTo(BeEmpty(), "the recorder saw no request of the manager")
 
-	var missing []string
-	for a := range used {
-		if !granted[a] {
-			missing = append(missing, a.String())
-		}
-	}
-	slices.Sort(missing)
-	Expect(missing).To(BeEmpty(), "the manager made requests config/rbac/role.yaml does not allow (add +kubebuilder:rbac markers)")
-	var stale []string
-	for a := range unexercised {
-		if !granted[a] {
-			stale = append(stale, a.String())
-		}
-	}
-	slices.Sort(stale)
-	Expect(stale).To(BeEmpty(), "unexercised names grants config/rbac/role.yaml does not have")
+	Expect(notGranted(used, granted)).To(BeEmpty(), "the manager made requests config/rbac/role.yaml does not allow (add +kubebuilder:rbac markers)")
+	Expect(notGranted(unexercised, granted)).To(BeEmpty(), "unexercised names grants config/rbac/role.yaml does not have")
 	suite, _ := GinkgoConfiguration()
 	if len(suite.FocusStrings) > 0 || len(suite.SkipStrings) > 0 || suite.LabelFilter != "" || len(suite.FocusFiles) > 0 {
 		return // a part of the suite uses a part of the role
 	}
 	Expect(unusedGrants(granted, used)).To(BeEmpty(),
 		"config/rbac/role.yaml grants what no request of the suite used: remove the +kubebuilder:rbac markers that grant it, or name the code that needs it in unexercised")
+}
+
+// notGranted lists the requests of reqs that granted lacks, sorted.
+func notGranted[V any](reqs map[apiRequest]V, granted map[apiRequest]bool) []string {
+	var out []string
+	for a := range reqs {
+		if !granted[a] {
+			out = append(out, a.String())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // unusedGrants lists the grants neither used nor kept in unexercised.
