@@ -53,20 +53,21 @@ func (w childWriter) create(ctx context.Context, owner metav1.Object, obj client
 	if err := controllerutil.SetControllerReference(owner, obj, w.Scheme()); err != nil {
 		return err
 	}
+	kind := kindOf(obj) // before the typed client's decoding clears TypeMeta
 	if err := w.Create(ctx, obj); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
 		}
-		return fmt.Errorf("creating %s %s: %w", kindOf(obj), obj.GetName(), err)
+		return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 	}
-	log.FromContext(ctx).Info("Created "+kindOf(obj), "name", obj.GetName())
+	log.FromContext(ctx).Info("Created "+kind, "name", obj.GetName())
 	return nil
 }
 
 // apply server-side applies obj as w's field manager, taking over the
-// fields it sets from any other manager. With an owner, obj is controlled
-// by it; without one, this apply sets no owner reference (and gives up
-// one it set before).
+// fields it sets from any other manager. With an owner, obj is made
+// controlled by it first; without one, obj goes as it is (with no owner
+// reference, the field manager gives up any it applied before).
 func (w childWriter) apply(ctx context.Context, owner metav1.Object, obj client.Object) error {
 	if owner != nil {
 		if err := controllerutil.SetControllerReference(owner, obj, w.Scheme()); err != nil {
@@ -111,10 +112,11 @@ func (w childWriter) ensure(ctx context.Context, owner metav1.Object, obj client
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, err
 	}
+	kind := kindOf(obj)
 	if err := w.apply(ctx, nil, obj); err != nil {
 		return nil, err
 	}
-	log.FromContext(ctx).Info("Applied "+kindOf(obj), "name", obj.GetName())
+	log.FromContext(ctx).Info("Applied "+kind, "name", obj.GetName())
 	return obj, nil
 }
 
