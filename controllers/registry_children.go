@@ -221,7 +221,7 @@ func (r *RegistryReconciler) reconcileServiceMonitor(ctx context.Context, s *reg
 	return r.children().deleteOwned(ctx, s.reg, u, s.reg.Name)
 }
 
-// reconcileCertificate applies the cert-manager Certificate (checkPolicies
+// reconcileCertificate applies the cert-manager Certificate (checkSpec
 // made sure its CRD exists).
 func (r *RegistryReconciler) reconcileCertificate(ctx context.Context, s *registryScope) error {
 	if c := builders.Certificate(s.reg); c != nil {
