@@ -34,6 +34,15 @@ var unexercised = map[apiRequest]string{
 	{"create", "berth.dev", "garbagecollections"}:            "the garbage collection trigger Role grants it (as get registries)",
 	{"patch", "", "pods"}:                                    "nudgePods patches the running registryd pods, and envtest runs no pod (no kubelet)",
 	{"delete", "", "pods"}:                                   "stopCollector deletes a failed run's collector pod while its container runs, which needs a kubelet (controllers/gctest fakes the pods)",
+	{"get", "cert-manager.io", "certificates"}:               "reconcileCertificate applies the Certificate of spec.tls.issuerRef (an unstructured object, read directly); envtest has no cert-manager CRD",
+	{"create", "cert-manager.io", "certificates"}:            "the apply of reconcileCertificate creates a missing Certificate",
+	{"patch", "cert-manager.io", "certificates"}:             "the apply of reconcileCertificate",
+	{"get", "monitoring.coreos.com", "servicemonitors"}:      "reconcileServiceMonitor applies or deletes the ServiceMonitor (unstructured, read directly); envtest has no prometheus-operator CRD",
+	{"create", "monitoring.coreos.com", "servicemonitors"}:   "the apply of reconcileServiceMonitor creates a missing ServiceMonitor",
+	{"patch", "monitoring.coreos.com", "servicemonitors"}:    "the apply of reconcileServiceMonitor",
+	{"delete", "monitoring.coreos.com", "servicemonitors"}:   "reconcileServiceMonitor deletes it when spec.metrics.serviceMonitor is turned off",
+	{"delete", "batch", "jobs"}:                              "stopCollector deletes a failed run's collector Job (controllers/gctest runs the state machine)",
+	{"delete", "berth.dev", "garbagecollections"}:            "pruneHistory deletes the finished runs beyond the history limits (controllers/gctest)",
 	{"patch", "", "events"}:                                  "the event recorder patches an Event it emits again (a count), which this suite's runs may not repeat",
 }
 
