@@ -23,10 +23,10 @@
 //     (Basic for htpasswd, Bearer for token and silly). A token that does
 //     not grant enough gets error="insufficient_scope", still with 401, as
 //     in Distribution; a bad token gets error="invalid_token".
-//   - The route parser here is a copy of the handler's (handlers keeps its
-//     own unexported): it matches the path from its end because repository
-//     names contain "/". Anything under /v2 it cannot classify still needs
-//     a valid credential, so a disagreement fails closed.
+//   - The route is the one the handler serves (package routes, classified
+//     once per request and read from the request's context). Anything
+//     under /v2 that matches no route, or lies outside http.prefix, still
+//     needs a valid credential: it fails closed.
 package auth
 
 import (
@@ -37,7 +37,8 @@ import (
 	"net/http"
 
 	"github.com/berth-dev/berth/registryd/configuration"
-	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/errcode"
+	"github.com/berth-dev/berth/registryd/routes"
 )
 
 // Access is one permission a request needs: an action on a resource, e.g.
@@ -152,12 +153,12 @@ func Middleware(c Controller, prefix string, log *slog.Logger, next http.Handler
 		log = slog.Default()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt, ok := apiRoute(r.URL.Path, prefix)
-		if !ok {
+		r, m := routes.Of(r, prefix)
+		if !m.API {
 			next.ServeHTTP(w, r)
 			return
 		}
-		access := requiredAccess(rt, r)
+		access := requiredAccess(m.Route, r)
 		authed, err := c.Authorize(r, access)
 		if err == nil {
 			recordIdentity(authed)
@@ -167,25 +168,25 @@ func Middleware(c Controller, prefix string, log *slog.Logger, next http.Handler
 		if errors.Is(err, ErrBusy) {
 			log.DebugContext(r.Context(), "Password check refused: too many in progress", "method", r.Method, "path", r.URL.Path)
 			w.Header().Set("Retry-After", "1")
-			handlers.WriteError(w, r, handlers.ErrTooManyRequests.WithMessage("too many logins in progress; retry later"))
+			errcode.Write(w, r, errcode.ErrTooManyRequests.WithMessage("too many logins in progress; retry later"))
 			return
 		}
 		if r.Context().Err() != nil { // gone while its password waited for a turn
-			handlers.WriteError(w, r, handlers.ErrClientClosed)
+			errcode.Write(w, r, errcode.ErrClientClosed)
 			return
 		}
 		var ch *Challenge
 		if !errors.As(err, &ch) {
 			log.ErrorContext(r.Context(), "Authorization failed", "method", r.Method, "path", r.URL.Path, "error", err)
-			handlers.WriteError(w, r, handlers.ErrUnknown)
+			errcode.Write(w, r, errcode.ErrUnknown)
 			return
 		}
 		log.DebugContext(r.Context(), "Request not authorized", "method", r.Method, "path", r.URL.Path, "reason", err)
 		w.Header().Set("WWW-Authenticate", ch.Header)
-		e := handlers.ErrUnauthorized
+		e := errcode.ErrUnauthorized
 		if len(access) > 0 {
 			e = e.WithDetail(access)
 		}
-		handlers.WriteError(w, r, e)
+		errcode.Write(w, r, e)
 	})
 }

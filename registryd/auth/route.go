@@ -8,26 +8,6 @@ import (
 	"github.com/berth-dev/berth/registryd/routes"
 )
 
-// apiRoute classifies an API request path, with http.prefix removed. ok is
-// false for paths outside /v2, which need no credentials. A path under /v2
-// both with and without the prefix counts, so that a handler more lenient
-// about the prefix than this function can never serve an unchecked
-// request. A path under /v2 that matches no route has a zero Kind and
-// still needs a valid credential (requiredAccess asks for nothing, so any
-// authenticated user may get the handler's 404).
-func apiRoute(p, prefix string) (routes.Route, bool) {
-	if pre := strings.TrimSuffix(prefix, "/"); pre != "" {
-		if rest, ok := strings.CutPrefix(p, pre); ok && routes.IsAPI(rest) {
-			p = rest
-		}
-	}
-	if !routes.IsAPI(p) {
-		return routes.Route{}, false
-	}
-	rt, _ := routes.Parse(p)
-	return rt, true
-}
-
 // requiredAccess is the access a request on rt needs (see the package
 // documentation), in a stable order.
 func requiredAccess(rt routes.Route, r *http.Request) []Access {

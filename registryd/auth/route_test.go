@@ -4,6 +4,8 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+
+	"github.com/berth-dev/berth/registryd/routes"
 )
 
 func TestRequiredAccess(t *testing.T) {
@@ -44,7 +46,8 @@ func TestRequiredAccess(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.target, nil)
-			rt, api := apiRoute(r.URL.Path, tc.prefix)
+			m := routes.Classify(r.URL.Path, tc.prefix)
+			rt, api := m.Route, m.API
 			if api != tc.api {
 				t.Fatalf("api = %v, want %v", api, tc.api)
 			}

@@ -2,7 +2,6 @@ package gc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,25 +17,6 @@ import (
 
 // progressInterval is how often marking logs how far it got.
 const progressInterval = 10 * time.Second
-
-// descriptor is the part of an OCI descriptor the collector reads.
-type descriptor struct {
-	Digest digest.Digest `json:"digest"`
-}
-
-// manifestRefs is every field of every manifest kind that names content:
-// OCI and Docker image manifests (config, layers), indexes and manifest
-// lists (manifests), the OCI subject, and schema 1's fsLayers, which
-// registryd never accepts but a store may still hold.
-type manifestRefs struct {
-	Config    *descriptor  `json:"config"`
-	Layers    []descriptor `json:"layers"`
-	Manifests []descriptor `json:"manifests"`
-	Subject   *descriptor  `json:"subject"`
-	FSLayers  []struct {
-		BlobSum digest.Digest `json:"blobSum"`
-	} `json:"fsLayers"`
-}
 
 // node is one manifest revision of the repository being marked.
 type node struct {
@@ -419,33 +399,12 @@ func (c *collector) readManifest(ctx context.Context, name string, d digest.Dige
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
-	var m manifestRefs
-	if err := json.Unmarshal(content, &m); err != nil {
+	links, err := storage.ParseManifestLinks(content)
+	if err != nil {
 		n.bad = err
 		return n, nil //nolint:nilerr // an unparsable manifest is recorded on the node, not fatal to the run
 	}
-	add := func(list *[]digest.Digest, ds ...digest.Digest) {
-		for _, x := range ds {
-			if x.Validate() == nil {
-				*list = append(*list, x)
-			}
-		}
-	}
-	if m.Config != nil {
-		add(&n.blobs, m.Config.Digest)
-	}
-	for _, l := range m.Layers {
-		add(&n.blobs, l.Digest)
-	}
-	for _, l := range m.FSLayers {
-		add(&n.blobs, l.BlobSum)
-	}
-	for _, ch := range m.Manifests {
-		add(&n.children, ch.Digest)
-	}
-	if m.Subject != nil && m.Subject.Digest.Validate() == nil {
-		n.subject = m.Subject.Digest
-	}
+	n.blobs, n.children, n.subject = links.Blobs, links.Children, links.Subject
 	return n, nil
 }
 

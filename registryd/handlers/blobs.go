@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/errcode"
 	"github.com/berth-dev/berth/registryd/notifications"
 	"github.com/berth-dev/berth/registryd/storage"
 )
@@ -132,7 +133,7 @@ func (b *blobReader) Close() error {
 // from the repository (202).
 func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) error {
 	if !h.deleteEnabled {
-		return ErrUnsupported.WithMessage("deletion is disabled")
+		return errcode.ErrUnsupported.WithMessage("deletion is disabled")
 	}
 	d, err := storage.ParseDigest(rt.Ref)
 	if err != nil {
@@ -254,12 +255,12 @@ func parseContentRange(r *http.Request) (start, end int64, ok bool, err error) {
 	}
 	s, e, found := strings.Cut(v, "-")
 	if !found {
-		return 0, 0, false, ErrRangeInvalid.WithDetail("malformed Content-Range")
+		return 0, 0, false, errcode.ErrRangeInvalid.WithDetail("malformed Content-Range")
 	}
 	start, err1 := strconv.ParseInt(s, 10, 64)
 	end, err2 := strconv.ParseInt(e, 10, 64)
 	if err1 != nil || err2 != nil || start < 0 || end < start-1 {
-		return 0, 0, false, ErrRangeInvalid.WithDetail("malformed Content-Range")
+		return 0, 0, false, errcode.ErrRangeInvalid.WithDetail("malformed Content-Range")
 	}
 	return start, end, true, nil
 }
@@ -294,14 +295,14 @@ func (h *handler) appendRange(r *http.Request, name, id string) (int64, error) {
 	}
 	want := end - start + 1
 	if r.ContentLength >= 0 && r.ContentLength != want {
-		return 0, ErrRangeInvalid.WithDetail("Content-Range does not match Content-Length")
+		return 0, errcode.ErrRangeInvalid.WithDetail("Content-Range does not match Content-Length")
 	}
 	size, err := h.store.AppendUpload(r.Context(), name, id, start, io.LimitReader(r.Body, want))
 	if err != nil {
 		return size, err
 	}
 	if got := size - start; got != want {
-		return size, ErrRangeInvalid.WithDetail(fmt.Sprintf("Content-Range names %d bytes, the body carried %d", want, got))
+		return size, errcode.ErrRangeInvalid.WithDetail(fmt.Sprintf("Content-Range names %d bytes, the body carried %d", want, got))
 	}
 	if r.ContentLength < 0 {
 		var extra [1]byte
@@ -311,7 +312,7 @@ func (h *handler) appendRange(r *http.Request, name, id string) (int64, error) {
 			return size, err
 		}
 		if n > 0 {
-			return size, ErrRangeInvalid.WithDetail(fmt.Sprintf("the body carries more than the %d bytes Content-Range names", want))
+			return size, errcode.ErrRangeInvalid.WithDetail(fmt.Sprintf("the body carries more than the %d bytes Content-Range names", want))
 		}
 	}
 	return size, nil
@@ -343,7 +344,7 @@ func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request, rt route) 
 func (h *handler) putUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	d, err := storage.ParseDigest(r.URL.Query().Get("digest"))
 	if err != nil {
-		return ErrDigestInvalid.WithMessage("digest parameter missing or invalid")
+		return errcode.ErrDigestInvalid.WithMessage("digest parameter missing or invalid")
 	}
 	return h.finishUpload(w, r, rt.Name, rt.Ref, d)
 }

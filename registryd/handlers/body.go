@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/berth-dev/berth/registryd/errcode"
 	"github.com/berth-dev/berth/registryd/routes"
 )
 
@@ -85,10 +86,10 @@ func (e *bodyError) Error() string {
 func (e *bodyError) Unwrap() error { return e.err }
 
 // protocolError is what the client gets for a failed body on route kind.
-func (e *bodyError) protocolError(kind routes.Kind) *Error {
-	base := ErrBlobUploadInvalid
+func (e *bodyError) protocolError(kind routes.Kind) *errcode.Error {
+	base := errcode.ErrBlobUploadInvalid
 	if kind == routes.Manifest {
-		base = ErrManifestInvalid
+		base = errcode.ErrManifestInvalid
 	}
 	out := base.WithMessage("request body incomplete: the client stopped sending or closed the connection")
 	if e.timeout {
@@ -180,13 +181,8 @@ func newManifestBudget(capacity int64, queue int) *manifestBudget {
 	return &manifestBudget{sem: semaphore.NewWeighted(capacity), capacity: capacity, queue: int64(queue)}
 }
 
-// ErrClientClosed answers a request whose client went away. Nobody reads
-// it; its status, 499 (nginx's "client closed request"), keeps such
-// requests out of the server errors in the access log and metrics.
-var ErrClientClosed = &Error{Status: 499, Code: "UNKNOWN", Message: "client closed the request"}
-
 // errBusy is the 429 for a manifest PUT past the queue.
-var errBusy = ErrTooManyRequests.WithMessage("too many manifest uploads in flight; retry later")
+var errBusy = errcode.ErrTooManyRequests.WithMessage("too many manifest uploads in flight; retry later")
 
 // acquire reserves n bytes, waiting in line when they are not free. It
 // fails with errBusy when the line is full, and with the context's error

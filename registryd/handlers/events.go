@@ -50,17 +50,6 @@ func WithEventSink(sink notifications.Sink, o EventOptions) Option {
 	return func(opts *options) { opts.events = eventConfig{sink: sink, EventOptions: o} }
 }
 
-// RouteName names the API route of a request path that has no http.prefix
-// (for metrics labels): base, catalog, tags, blob, blob_upload,
-// blob_upload_chunk, manifest or referrers; "" for any other path.
-func RouteName(path string) string {
-	rt, ok := parseRoute(path)
-	if !ok {
-		return ""
-	}
-	return rt.Kind.String()
-}
-
 // emit writes an event for action on target, completing it from r.
 func (h *handler) emit(r *http.Request, action string, target notifications.Target) {
 	ev := h.events

@@ -4,7 +4,7 @@
 // Distribution-compatible layout of package storage.
 //
 // One handler is built by New from options. Every error response is a
-// *Error written by writeError. Routes are declared once, in New; since
+// *errcode.Error written by errcode.Write. Routes are declared once, in New; since
 // repository names contain "/", a request path is matched from its end.
 //
 // Behaviour worth knowing (each decision is also documented where it is
@@ -62,6 +62,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/registryd/errcode"
+	"github.com/berth-dev/berth/registryd/internal/httpx"
 	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
@@ -230,12 +232,12 @@ func New(drv driver.StorageDriver, opts ...Option) http.Handler {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	p, ok := h.apiPath(r.URL.Path)
-	rt, routed := parseRoute(p)
-	if !ok || !routed {
+	r, m := routes.Of(r, h.prefix)
+	if !m.Served {
 		http.NotFound(w, r)
 		return
 	}
+	rt := m.Route
 	methods := h.routes[rt.Kind]
 	fn, ok := methods[r.Method]
 	if !ok {
@@ -245,26 +247,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.Sort(allowed)
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeError(w, r, ErrUnsupported.WithMessage("method "+r.Method+" not allowed"))
+		errcode.Write(w, r, errcode.ErrUnsupported.WithMessage("method "+r.Method+" not allowed"))
 		return
 	}
 	if rt.Name != "" && !storage.ValidName(rt.Name) {
-		writeError(w, r, ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
+		errcode.Write(w, r, errcode.ErrNameInvalid.WithDetail(map[string]string{"name": rt.Name}))
 		return
 	}
 	// A slash percent-encoded into a segment becomes a separator once
 	// decoded: no name, reference or upload id holds one, so it is only
 	// ever an attempt to smuggle a path through.
 	if strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
-		writeError(w, r, ErrNameInvalid.WithMessage("percent-encoded slash in the request path"))
+		errcode.Write(w, r, errcode.ErrNameInvalid.WithMessage("percent-encoded slash in the request path"))
 		return
 	}
-	if isWrite(r.Method) && h.pullThrough != nil {
-		writeError(w, r, errPullThroughWrite)
+	if httpx.IsWrite(r.Method) && h.pullThrough != nil {
+		errcode.Write(w, r, errPullThroughWrite)
 		return
 	}
-	if isWrite(r.Method) && h.readOnly != nil && h.readOnly() {
-		writeError(w, r, errReadOnly)
+	if httpx.RefuseReadOnly(w, r, h.readOnly) {
 		return
 	}
 	h.wrapBody(w, r)
@@ -281,11 +282,11 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, rt route,
 	switch {
 	case errors.As(err, &be):
 		h.logger.DebugContext(r.Context(), "Request body failed", "method", r.Method, "path", r.URL.Path, "received", be.read, "error", be.err)
-		writeError(w, r, be.protocolError(rt.Kind))
+		errcode.Write(w, r, be.protocolError(rt.Kind))
 		return
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
 		h.logger.DebugContext(r.Context(), "Client went away", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeError(w, r, ErrClientClosed)
+		errcode.Write(w, r, errcode.ErrClientClosed)
 		return
 	}
 	e, known := toError(err)
@@ -295,15 +296,7 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, rt route,
 	if e.Status == http.StatusTooManyRequests {
 		setRetryAfter(w)
 	}
-	writeError(w, r, e)
-}
-
-func isWrite(method string) bool {
-	switch method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return true
-	}
-	return false
+	errcode.Write(w, r, e)
 }
 
 // absURL turns a path into the URL put in a Location header.

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/registryd/errcode"
 	"github.com/berth-dev/berth/registryd/storage"
 )
 
@@ -20,10 +21,10 @@ func pagination(r *http.Request, max int) (n int, last string, err error) {
 	if s := q.Get("n"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 {
-			return 0, "", ErrPaginationInvalid.WithDetail(map[string]string{"n": s})
+			return 0, "", errcode.ErrPaginationInvalid.WithDetail(map[string]string{"n": s})
 		}
 		if max > 0 && v > max {
-			return 0, "", ErrPaginationInvalid.WithDetail(map[string]int{"n": v, "max": max})
+			return 0, "", errcode.ErrPaginationInvalid.WithDetail(map[string]int{"n": v, "max": max})
 		}
 		n = v
 	}

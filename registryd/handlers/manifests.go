@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/registryd/errcode"
 	"github.com/berth-dev/berth/registryd/notifications"
 	"github.com/berth-dev/berth/registryd/storage"
 )
@@ -35,7 +36,7 @@ func parseReference(ref string) (reference, error) {
 		return reference{digest: d}, nil
 	}
 	if !storage.ValidTag(ref) {
-		return reference{}, ErrTagInvalid.WithMessage("invalid tag").WithDetail(map[string]string{"tag": ref})
+		return reference{}, errcode.ErrTagInvalid.WithMessage("invalid tag").WithDetail(map[string]string{"tag": ref})
 	}
 	return reference{tag: ref}, nil
 }
@@ -91,7 +92,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	ctx := r.Context()
 	ref, err := parseReference(rt.Ref)
 	if err != nil {
-		return ErrManifestUnknown.WithMessage("invalid manifest reference").WithDetail(map[string]string{"reference": rt.Ref})
+		return errcode.ErrManifestUnknown.WithMessage("invalid manifest reference").WithDetail(map[string]string{"reference": rt.Ref})
 	}
 	d, err := h.resolve(ctx, rt.Name, ref)
 	if err != nil {
@@ -106,13 +107,13 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if ref.tag != "" && restricted && !accepted[mt] {
 		switch mt {
 		case storage.MediaTypeOCIManifest:
-			return ErrManifestUnknown.WithMessage("OCI manifest found, but the Accept header does not list OCI manifests")
+			return errcode.ErrManifestUnknown.WithMessage("OCI manifest found, but the Accept header does not list OCI manifests")
 		case storage.MediaTypeOCIIndex:
-			return ErrManifestUnknown.WithMessage("OCI index found, but the Accept header does not list OCI indexes")
+			return errcode.ErrManifestUnknown.WithMessage("OCI index found, but the Accept header does not list OCI indexes")
 		case storage.MediaTypeDockerList:
 			child := defaultPlatformChild(sm.Manifest)
 			if child == "" {
-				return ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
+				return errcode.ErrManifestUnknown.WithMessage("manifest list has no linux/amd64 image")
 			}
 			csm, err := h.loadManifest(ctx, rt.Name, child)
 			if err != nil {
@@ -120,7 +121,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			}
 			content, mt = csm.Content, csm.MediaType
 			if mt == storage.MediaTypeDockerManifest && !accepted[mt] {
-				return ErrManifestInvalid.WithMessage("schema 2 manifest not supported by client")
+				return errcode.ErrManifestInvalid.WithMessage("schema 2 manifest not supported by client")
 			}
 			d = child
 		}
@@ -182,7 +183,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err != nil {
 		return err
 	}
-	tooLarge := ErrSizeInvalid.WithMessage("manifest too large")
+	tooLarge := errcode.ErrSizeInvalid.WithMessage("manifest too large")
 	tooLarge.Status = http.StatusRequestEntityTooLarge
 	tooLarge.Detail = map[string]int64{"limit": h.maxManifestSize}
 	if r.ContentLength > h.maxManifestSize {
@@ -217,7 +218,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	d := digest.Canonical.FromBytes(content)
 	if ref.digest != "" {
 		if got := ref.digest.Algorithm().FromBytes(content); got != ref.digest {
-			return ErrDigestInvalid.WithMessage("manifest digest does not match the reference").
+			return errcode.ErrDigestInvalid.WithMessage("manifest digest does not match the reference").
 				WithDetail(map[string]string{"reference": ref.digest.String(), "computed": got.String()})
 		}
 		d = ref.digest
@@ -277,7 +278,7 @@ func pushTags(ref reference, params []string) ([]string, error) {
 	}
 	for _, t := range params {
 		if !storage.ValidTag(t) {
-			return nil, ErrTagInvalid.WithMessage("invalid tag parameter").WithDetail(map[string]string{"tag": t})
+			return nil, errcode.ErrTagInvalid.WithMessage("invalid tag parameter").WithDetail(map[string]string{"tag": t})
 		}
 		if !slices.Contains(tags, t) {
 			tags = append(tags, t)
@@ -304,7 +305,7 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 				return err
 			}
 			if !ok {
-				return ErrManifestBlobUnknown.WithDetail(map[string]string{"digest": c.Digest.String()})
+				return errcode.ErrManifestBlobUnknown.WithDetail(map[string]string{"digest": c.Digest.String()})
 			}
 		}
 		return nil
@@ -312,7 +313,7 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 	for _, b := range m.References() {
 		for _, u := range b.URLs {
 			if reason := h.urlPolicy.refuse(u); reason != "" {
-				return ErrManifestInvalid.WithMessage("layer URL refused: " + reason).
+				return errcode.ErrManifestInvalid.WithMessage("layer URL refused: " + reason).
 					WithDetail(map[string]string{"digest": b.Digest.String(), "url": u})
 			}
 		}
@@ -321,7 +322,7 @@ func (h *handler) verifyReferences(ctx context.Context, name string, m *storage.
 		}
 		if _, err := h.store.StatBlob(ctx, name, b.Digest); err != nil {
 			if errors.Is(err, storage.ErrBlobUnknown) {
-				return ErrManifestBlobUnknown.WithDetail(map[string]string{"digest": b.Digest.String()})
+				return errcode.ErrManifestBlobUnknown.WithDetail(map[string]string{"digest": b.Digest.String()})
 			}
 			return err
 		}
@@ -388,7 +389,7 @@ func (h *handler) mustExist(c v1.Descriptor) bool {
 // pointing at it (202).
 func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	if !h.deleteEnabled {
-		return ErrUnsupported.WithMessage("deletion is disabled")
+		return errcode.ErrUnsupported.WithMessage("deletion is disabled")
 	}
 	ref, err := parseReference(rt.Ref)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/errcode"
 	"github.com/berth-dev/berth/registryd/storage"
 )
 
@@ -39,7 +40,7 @@ type PullThrough interface {
 func WithPullThrough(p PullThrough) Option { return func(o *options) { o.pullThrough = p } }
 
 // errPullThroughWrite is what every write to a pull-through cache gets.
-var errPullThroughWrite = ErrUnsupported.WithMessage("the registry is a pull-through cache: pushes and deletes are unsupported")
+var errPullThroughWrite = errcode.ErrUnsupported.WithMessage("the registry is a pull-through cache: pushes and deletes are unsupported")
 
 // loadManifest returns manifest d of repository name, parsed: through the
 // pull-through cache when there is one, else from the store (whose

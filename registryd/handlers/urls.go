@@ -2,7 +2,8 @@ package handlers
 
 import (
 	"net/url"
-	"strings"
+
+	"github.com/berth-dev/berth/registryd/routes"
 )
 
 // WithPrefix serves the API under prefix (http.prefix): with "/registry/"
@@ -12,7 +13,7 @@ import (
 // drops it from relative URLs, which then resolve to a 404 on the server
 // that issued them).
 func WithPrefix(prefix string) Option {
-	return func(o *options) { o.prefix = cleanPrefix(prefix) }
+	return func(o *options) { o.prefix = routes.CleanPrefix(prefix) }
 }
 
 // WithHost makes every Location header absolute on u (http.host), which
@@ -27,29 +28,6 @@ func WithHost(u *url.URL) Option {
 			o.hostRoot = ""
 			return
 		}
-		o.hostRoot = u.Scheme + "://" + u.Host + cleanPrefix(u.Path)
+		o.hostRoot = u.Scheme + "://" + u.Host + routes.CleanPrefix(u.Path)
 	}
-}
-
-// cleanPrefix turns "registry", "/registry/" or "/registry" into
-// "/registry", and "" or "/" into "".
-func cleanPrefix(p string) string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return ""
-	}
-	return "/" + p
-}
-
-// apiPath strips the prefix from a request path. It reports false when the
-// path lies outside the prefix.
-func (h *handler) apiPath(p string) (string, bool) {
-	if h.prefix == "" {
-		return p, true
-	}
-	rest, ok := strings.CutPrefix(p, h.prefix)
-	if !ok || !strings.HasPrefix(rest, "/") {
-		return "", false
-	}
-	return rest, true
 }

@@ -4,22 +4,21 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/internal/httpx"
+	"github.com/berth-dev/berth/registryd/routes"
 )
 
-// Middleware counts and times every request served by next. prefix is
-// http.prefix, removed from the path before the route is named.
+// Middleware counts and times every request served by next, labelled with
+// the request's route (package routes; "other" for a path the handler does
+// not serve). prefix is http.prefix.
 func (m *Metrics) Middleware(prefix string, next http.Handler) http.Handler {
-	prefix = strings.TrimSuffix(prefix, "/")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, match := routes.Of(r, prefix)
 		route := "other"
-		if p, ok := strings.CutPrefix(r.URL.Path, prefix); ok {
-			if name := handlers.RouteName(p); name != "" {
-				route = name
-			}
+		if match.Served {
+			route = match.Kind.String()
 		}
 		upload := (route == "blob_upload" || route == "blob_upload_chunk") &&
 			(r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut)
@@ -31,14 +30,14 @@ func (m *Metrics) Middleware(prefix string, next http.Handler) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = body
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := httpx.NewRecorder(w)
 		start := time.Now()
 		next.ServeHTTP(rec, r)
 		method := normalizeMethod(r.Method)
 		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.status)).Inc()
+		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.Status)).Inc()
 		m.bytesIn.WithLabelValues(route).Add(float64(body.n))
-		m.bytesOut.WithLabelValues(route).Add(float64(rec.written))
+		m.bytesOut.WithLabelValues(route).Add(float64(rec.Written))
 	})
 }
 
@@ -62,27 +61,3 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	return n, err
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status      int
-	written     int64
-	wroteHeader bool
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	r.wroteHeader = true
-	n, err := r.ResponseWriter.Write(b)
-	r.written += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -14,7 +14,7 @@
 //	registryd_notifications_status_total{endpoint,code}       counter
 //	registryd_upload_purge_deleted_total                      counter
 //
-// route is the API route (handlers.RouteName: base, catalog, tags, blob,
+// route is the API route (routes.Kind: base, catalog, tags, blob,
 // blob_upload, blob_upload_chunk, manifest, referrers) or "other", so the
 // label never carries repository names. Go runtime and process collectors
 // are included. Each Metrics has its own registry: nothing is global, so

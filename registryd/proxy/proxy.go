@@ -54,6 +54,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/registryd/errcode"
 	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/storage"
 )
@@ -145,9 +146,9 @@ func (c *Cache) upstreamName(name string) string {
 func unavailable(err error) error {
 	var se *statusError
 	if errors.As(err, &se) && se.status == http.StatusTooManyRequests {
-		return handlers.ErrTooManyRequests.WithMessage("upstream registry: too many requests")
+		return errcode.ErrTooManyRequests.WithMessage("upstream registry: too many requests")
 	}
-	return handlers.ErrUnavailable.WithMessage("upstream registry unavailable: " + err.Error())
+	return errcode.ErrUnavailable.WithMessage("upstream registry unavailable: " + err.Error())
 }
 
 // ResolveTag resolves tag upstream and records it locally with its

@@ -1,6 +1,8 @@
 // Package routes parses OCI Distribution API paths. It is the one router
 // description the HTTP handler, the auth middleware and the metrics labels
-// share, so that what is authorized is exactly what is served.
+// share, so that what is authorized is exactly what is served. A request's
+// path is classified once (Classify, which strips http.prefix) and the
+// Match travels in the request's context (Middleware, Of, FromContext).
 //
 // Repository names contain "/", so a path is matched from its end:
 // /v2/<name>/tags/list, /v2/<name>/blobs/uploads/[<id>], /v2/<name>/blobs/<digest>,

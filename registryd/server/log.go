@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/registryd/auth"
 	"github.com/berth-dev/berth/registryd/configuration"
+	"github.com/berth-dev/berth/registryd/internal/httpx"
 )
 
 // NewLogger builds the daemon's structured logger from the log section:
@@ -124,7 +125,7 @@ func LogLevel(cfg *configuration.Configuration) (slog.Level, error) {
 // login shows "-".
 func accessLog(w io.Writer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
+		rec := httpx.NewRecorder(rw)
 		start := time.Now()
 		ctx, identity := auth.TrackIdentity(r.Context())
 		next.ServeHTTP(rec, r.WithContext(ctx))
@@ -135,7 +136,7 @@ func accessLog(w io.Writer, next http.Handler) http.Handler {
 		fmt.Fprintf(w, "%s - %s [%s] %s %d %d %s %s\n",
 			host, logField(identity()), start.Format("02/Jan/2006:15:04:05 -0700"),
 			strconv.Quote(r.Method+" "+r.RequestURI+" "+r.Proto),
-			rec.status, rec.written,
+			rec.Status, rec.Written,
 			strconv.Quote(r.Referer()), strconv.Quote(r.UserAgent()))
 	})
 }
@@ -157,29 +158,3 @@ func logField(s string) string {
 	}
 	return b.String()
 }
-
-// recorder remembers the status and size of a response.
-type recorder struct {
-	http.ResponseWriter
-	status      int
-	written     int64
-	wroteHeader bool
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wroteHeader = true
-	n, err := r.ResponseWriter.Write(b)
-	r.written += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer (Flush,
-// deadlines) through the recorder.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

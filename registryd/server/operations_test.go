@@ -295,26 +295,33 @@ health:
 	expect(t, do(t, http.MethodGet, r.url+"/v2/", "", nil), http.StatusOK)
 	expect(t, do(t, http.MethodGet, r.url+"/v2/nope/manifests/latest", "", nil), http.StatusNotFound)
 
-	resp, err := http.Get(debug + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
+	expectMetrics(t, debug,
 		`registryd_http_requests_total{code="200",method="GET",route="base"} 2`,
 		`registryd_http_requests_total{code="503",method="GET",route="base"} 1`,
 		`registryd_http_requests_total{code="404",method="GET",route="manifest"} 1`,
 		`registryd_http_request_duration_seconds_count{method="GET",route="base"} 3`,
 		`registryd_storage_operation_duration_seconds_count{driver="inmemory",operation="Stat"}`,
 		`registryd_http_uploads_in_flight 0`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	)
 	expect(t, do(t, http.MethodGet, debug+"/debug/pprof/", "", nil), http.StatusOK)
 	expect(t, do(t, http.MethodGet, r.url+"/debug/health", "", nil), http.StatusNotFound)
+}
+
+// expectMetrics fails t unless the metrics served at debug + "/metrics"
+// contain every line of want.
+func expectMetrics(t *testing.T, debug string, want ...string) {
+	t.Helper()
+	resp, err := http.Get(debug + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, w := range want {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("metrics lack %s", w)
+		}
+	}
 }
 
 func TestPurgeSettings(t *testing.T) {

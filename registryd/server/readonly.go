@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/registryd/control"
-	"github.com/berth-dev/berth/registryd/handlers"
+	"github.com/berth-dev/berth/registryd/internal/httpx"
 )
 
 // Read-only mode can change while the server runs, from two sources:
@@ -93,7 +93,7 @@ func (g *writeGate) Set(readOnly bool) {
 	}()
 }
 
-// ReadOnly is the configured mode, for the handler's own check.
+// ReadOnly is the configured mode: wrap refuses writes while it is true.
 func (g *writeGate) ReadOnly() bool { return g.want.Load() }
 
 // admit admits a storage write that does not come through the HTTP write
@@ -117,18 +117,10 @@ func (g *writeGate) admit() (release func(), ok bool) {
 // Effective is the reported mode.
 func (g *writeGate) Effective() bool { return g.effective.Load() }
 
-func isWriteMethod(m string) bool {
-	switch m {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return true
-	}
-	return false
-}
-
 // wrap refuses writes while read-only and holds admitted ones in the gate.
 func (g *writeGate) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isWriteMethod(r.Method) {
+		if !httpx.IsWrite(r.Method) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -136,14 +128,12 @@ func (g *writeGate) wrap(next http.Handler) http.Handler {
 		// while a switch waits for the admitted writes, a pending Lock
 		// makes every new RLock wait too, and a write that is refused
 		// anyway must not wait for the drain.
-		if g.want.Load() {
-			handlers.WriteError(w, r, handlers.ErrReadOnly)
+		if httpx.RefuseReadOnly(w, r, g.ReadOnly) {
 			return
 		}
 		g.mu.RLock()
-		if g.want.Load() { // switched while this request waited
+		if httpx.RefuseReadOnly(w, r, g.ReadOnly) { // switched while this request waited
 			g.mu.RUnlock()
-			handlers.WriteError(w, r, handlers.ErrReadOnly)
 			return
 		}
 		defer g.mu.RUnlock()

@@ -30,6 +30,7 @@ import (
 	"github.com/berth-dev/berth/registryd/configuration"
 	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/proxy"
+	"github.com/berth-dev/berth/registryd/routes"
 	"github.com/berth-dev/berth/registryd/storage"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 )
@@ -188,7 +189,6 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	}
 	h := handlers.New(drv, append(handlerOpts,
 		handlers.WithDeleteEnabled(cfg.Storage.Delete.Enabled),
-		handlers.WithReadOnly(s.mode.gate.ReadOnly),
 		handlers.WithWriteAdmission(s.mode.gate.admit),
 		handlers.WithIndexValidation(indexValidation(&cfg.Validation)),
 		handlers.WithURLPolicy(urlPolicy(&cfg.Validation)),
@@ -201,6 +201,8 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithEventSink(ops.events()),
 		handlers.WithBodyTimeout(timeout(o.BodyTimeout, handlers.DefaultBodyTimeout)),
 	)...)
+	// The gate is the one read-only refusal (no handlers.WithReadOnly):
+	// a write it admitted runs to the end, and the switch waits for it.
 	h = s.mode.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
 	if err != nil {
@@ -217,6 +219,9 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 	if !cfg.Log.AccessLog.Disabled {
 		h = accessLog(o.AccessLog, h)
 	}
+	// The path is classified once, here, for auth, the metrics and the
+	// handler below (package routes).
+	h = routes.Middleware(cfg.HTTP.Prefix, h)
 	s.handler = recoverPanics(o.Logger, h)
 	return s, nil
 }

@@ -306,14 +306,7 @@ func (s *Store) TagInfos(ctx context.Context, name string) ([]TagInfo, error) {
 		return nil
 	})
 	if errors.Is(err, driver.ErrNotFound) {
-		ok, err := s.RepositoryExists(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, ErrRepositoryUnknown
-		}
-		return []TagInfo{}, nil
+		return emptyListing[TagInfo](ctx, s, name)
 	}
 	if err != nil {
 		return nil, err

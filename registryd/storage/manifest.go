@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -104,6 +105,70 @@ func ParseManifest(content []byte, contentType string) (*Manifest, string, error
 		}
 	}
 	return &m, mt, nil
+}
+
+// ManifestLinks is the content a stored manifest names, whatever its
+// kind: what garbage collection follows to mark.
+type ManifestLinks struct {
+	// Blobs are the config and layers of an image manifest (OCI or
+	// Docker), and the fsLayers of a schema 1 manifest.
+	Blobs []digest.Digest
+	// Children are the entries of an index or manifest list.
+	Children []digest.Digest
+	// Subject is the OCI subject; "" when there is none.
+	Subject digest.Digest
+}
+
+// storedManifest is every field of every manifest kind that names
+// content, schema 1's fsLayers included.
+type storedManifest struct {
+	Config    *linkDescriptor  `json:"config"`
+	Layers    []linkDescriptor `json:"layers"`
+	Manifests []linkDescriptor `json:"manifests"`
+	Subject   *linkDescriptor  `json:"subject"`
+	FSLayers  []struct {
+		BlobSum digest.Digest `json:"blobSum"`
+	} `json:"fsLayers"`
+}
+
+// linkDescriptor is the part of a descriptor ParseManifestLinks reads.
+type linkDescriptor struct {
+	Digest digest.Digest `json:"digest"`
+}
+
+// ParseManifestLinks reads the links of manifest content already in
+// storage. Unlike ParseManifest, which decides what a push may store, it
+// takes any kind a registry may have written, schema 1 (which registryd
+// refuses) included, and reads only the digests: fields it does not need
+// are not checked, and a digest that is not valid is left out. The error
+// is the JSON decoder's, for content that is no JSON object of that shape.
+func ParseManifestLinks(content []byte) (ManifestLinks, error) {
+	var m storedManifest
+	if err := json.Unmarshal(content, &m); err != nil {
+		return ManifestLinks{}, err
+	}
+	var l ManifestLinks
+	add := func(list *[]digest.Digest, d digest.Digest) {
+		if d.Validate() == nil {
+			*list = append(*list, d)
+		}
+	}
+	if m.Config != nil {
+		add(&l.Blobs, m.Config.Digest)
+	}
+	for _, d := range m.Layers {
+		add(&l.Blobs, d.Digest)
+	}
+	for _, d := range m.FSLayers {
+		add(&l.Blobs, d.BlobSum)
+	}
+	for _, d := range m.Manifests {
+		add(&l.Children, d.Digest)
+	}
+	if m.Subject != nil && m.Subject.Digest.Validate() == nil {
+		l.Subject = m.Subject.Digest
+	}
+	return l, nil
 }
 
 // References returns the descriptors that must exist for the manifest to

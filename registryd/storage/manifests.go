@@ -177,14 +177,7 @@ func (s *Store) Tags(ctx context.Context, name string) ([]string, error) {
 	}
 	entries, err := s.driver.List(ctx, tagsPath(name))
 	if errors.Is(err, driver.ErrNotFound) {
-		ok, err := s.RepositoryExists(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, ErrRepositoryUnknown
-		}
-		return []string{}, nil
+		return emptyListing[string](ctx, s, name)
 	}
 	if err != nil {
 		return nil, err

@@ -346,6 +346,20 @@ func (s *Store) putBlob(ctx context.Context, d digest.Digest, content []byte) er
 	return s.driver.PutContent(ctx, BlobDataPath(d), content)
 }
 
+// emptyListing answers a listing in repository name whose directory does
+// not exist: empty when the repository exists, ErrRepositoryUnknown when
+// it does not.
+func emptyListing[T any](ctx context.Context, s *Store, name string) ([]T, error) {
+	ok, err := s.RepositoryExists(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrRepositoryUnknown
+	}
+	return []T{}, nil
+}
+
 // RepositoryExists reports whether anything is stored for repository name.
 func (s *Store) RepositoryExists(ctx context.Context, name string) (bool, error) {
 	if err := checkName(name); err != nil {
