@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,11 +12,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/testutil/kubetest"
 )
 
 // The suite runs against a real kube-apiserver and etcd built by
@@ -34,35 +30,14 @@ var (
 )
 
 func TestControllers(t *testing.T) {
-	RegisterFailHandler(Fail)
 	// Generous: under -race on two shared cores a reconcile can take
 	// seconds; a spec that never converges still fails, only later.
-	SetDefaultEventuallyTimeout(20 * time.Second)
-	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-	RunSpecs(t, "Controller Suite")
+	kubetest.RunSpecs(t, "Controller Suite", 20*time.Second)
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.TODO())
-
-	Expect(os.Getenv("KUBEBUILDER_ASSETS")).NotTo(BeEmpty(),
-		"KUBEBUILDER_ASSETS must name the kube-apiserver and etcd directory: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/setup-envtest.sh)")
-
-	Expect(berthv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		// A loaded 2-core machine can take longer than the 20 s default.
-		ControlPlaneStartTimeout: 2 * time.Minute,
-	}
-	var err error
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cfg).NotTo(BeNil())
-
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	Expect(err).NotTo(HaveOccurred())
+	testEnv, cfg, k8sClient = kubetest.Start()
 
 	// The manager's requests are recorded for the RBAC check (rbac_test.go).
 	mgrCfg := rest.CopyConfig(cfg)

@@ -66,15 +66,7 @@ func TestSocketActivation(t *testing.T) {
 			return testutil.Permanent(fmt.Errorf("registryd exited: %w\n%s", err, logs.String()))
 		default:
 		}
-		resp, err := client.Get("http://" + addr + "/v2/")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /v2/: %s", resp.Status)
-		}
-		return nil
+		return testutil.ServesV2(client, "http://"+addr)
 	}, testutil.Every(20*time.Millisecond))
 }
 

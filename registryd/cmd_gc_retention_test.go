@@ -13,12 +13,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/gc"
 	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/notifications"
@@ -264,8 +264,7 @@ func TestGarbageCollectRefusesABadPolicy(t *testing.T) {
 // eventListener is a notifications endpoint on loopback.
 type eventListener struct {
 	*httptest.Server
-	mu     sync.Mutex
-	events []notifications.Event
+	testutil.Collector[notifications.Event]
 }
 
 func newEventListener(t *testing.T) *eventListener {
@@ -276,20 +275,10 @@ func newEventListener(t *testing.T) *eventListener {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		l.mu.Lock()
-		l.events = append(l.events, env.Events...)
-		l.mu.Unlock()
+		l.Add(env.Events...)
 	}))
 	t.Cleanup(l.Close)
 	return l
-}
-
-func (l *eventListener) take() []notifications.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.events
-	l.events = nil
-	return out
 }
 
 // TestGarbageCollectRetentionEvents: every tag retention deletes reaches
@@ -321,7 +310,7 @@ notifications:
 	if code, _, stderr := runGC(t, "--dry-run", "--grace-period=0", "--retention-policy", policy, cfg); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if evs := l.take(); len(evs) != 0 {
+	if evs := l.Take(); len(evs) != 0 {
 		t.Errorf("a dry run sent %d events", len(evs))
 	}
 	code, sum, stderr := runGC(t, "--grace-period=0", "--retention-policy", policy, cfg)
@@ -331,7 +320,7 @@ notifications:
 	// Delivered before the command returned.
 	var tags []string
 	host, _ := os.Hostname()
-	for _, e := range l.take() {
+	for _, e := range l.Take() {
 		if e.Action != notifications.ActionDelete || e.Target.Repository != "ci/app" || e.Target.Digest != "" ||
 			e.Request.Method != http.MethodDelete || e.Source.Addr != host+":5000" || e.Source.InstanceID == "" {
 			t.Errorf("event %+v", e)

@@ -40,3 +40,26 @@ func (l *LockedBuffer) Reset() {
 	defer l.mu.Unlock()
 	l.b.Reset()
 }
+
+// Collector keeps values many goroutines hand it (events a sink or a
+// handler receives) for the test to take.
+type Collector[T any] struct {
+	mu     sync.Mutex
+	values []T
+}
+
+// Add keeps vs.
+func (c *Collector[T]) Add(vs ...T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.values = append(c.values, vs...)
+}
+
+// Take returns what was added since the last Take, in order, and forgets it.
+func (c *Collector[T]) Take() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.values
+	c.values = nil
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -25,23 +26,22 @@ type CA struct {
 
 var serial atomic.Int64
 
-// NewCA makes a CA valid for a day.
-func NewCA(t testing.TB, name string) *CA {
+// newCert makes a key and a certificate for it from tmpl, valid for a day
+// under a serial number no other certificate of the test binary has,
+// signed by parent (self-signed when parent is nil).
+func newCert(t TB, tmpl *x509.Certificate, parent *CA) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	tmpl.SerialNumber = big.NewInt(serial.Add(1))
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.cert, parent.key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,18 @@ func NewCA(t testing.TB, name string) *CA {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cert, key
+}
+
+// NewCA makes a CA valid for a day.
+func NewCA(t TB, name string) *CA {
+	t.Helper()
+	cert, key := newCert(t, &x509.Certificate{
+		Subject:               pkix.Name{CommonName: name},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}, nil)
 	return &CA{cert: cert, key: key}
 }
 
@@ -65,33 +77,39 @@ func (ca *CA) Pool() *x509.CertPool {
 }
 
 // Issue returns a PEM certificate and key for cn, valid as a server for
-// 127.0.0.1 and localhost and as a client.
-func (ca *CA) Issue(t testing.TB, cn string) (certPEM, keyPEM []byte) {
+// 127.0.0.1 and localhost and as a client, for a day.
+func (ca *CA) Issue(t TB, cn string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return ca.IssueFor(t, cn, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// IssueFor is Issue for a server known by dnsNames and ips.
+func (ca *CA) IssueFor(t TB, cn string, dnsNames []string, ips []net.IP) (certPEM, keyPEM []byte) {
+	t.Helper()
+	cert, key := newCert(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: ips,
+		DNSNames:    dnsNames,
+	}, ca)
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// Certificate issues a certificate for cn (as Issue) as a TLS client or
+// server presents it.
+func (ca *CA) Certificate(t TB, cn string) tls.Certificate {
+	t.Helper()
+	pair, err := tls.X509KeyPair(ca.Issue(t, cn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
 }
 
 // IssueFiles issues a certificate for cn and writes it and its key as

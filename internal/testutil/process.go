@@ -74,15 +74,7 @@ func StartRegistry(t testing.TB, name, bin string, config func(addr string) stri
 			return Permanent(fmt.Errorf("exited before serving: %w", r.err))
 		default:
 		}
-		resp, err := client.Get(r.URL("/v2/"))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /v2/: %s", resp.Status)
-		}
-		return nil
+		return ServesV2(client, r.URL(""))
 	}, Every(20*time.Millisecond))
 	if err != nil {
 		t.Fatalf("%s on %s: %v\n%s", name, addr, err, r.log)
@@ -205,3 +197,18 @@ func (p *Process) Stop(t testing.TB) {
 
 // Log is what the process wrote so far.
 func (p *Process) Log() string { return p.log.String() }
+
+// ServesV2 returns nil when the registry at base ("http://host:port")
+// answers GET /v2/ with 200, else why not: the condition a test polls
+// while a registry starts.
+func ServesV2(client *http.Client, base string) error {
+	resp, err := client.Get(base + "/v2/")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /v2/: %s", resp.Status)
+	}
+	return nil
+}

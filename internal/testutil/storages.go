@@ -87,10 +87,10 @@ func GCSSection(t testing.TB) string {
 `, bucket, GCSKeyFile(t))
 }
 
-// GCSKeyFile writes a service account key with a fresh RSA key, in the
-// format the Google Cloud console hands out, and returns its path. The
-// emulator checks no signature; the driver signs URLs with it.
-func GCSKeyFile(t testing.TB) string {
+// GCSKey is a service account key with a fresh RSA key, in the format
+// the Google Cloud console hands out. The emulator checks no signature;
+// the driver signs URLs with it.
+func GCSKey(t testing.TB) []byte {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -113,8 +113,14 @@ func GCSKeyFile(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// GCSKeyFile writes a GCSKey and returns its path.
+func GCSKeyFile(t testing.TB) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "key.json")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
+	if err := os.WriteFile(p, GCSKey(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p

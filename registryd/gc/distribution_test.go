@@ -154,15 +154,7 @@ func pushThroughDistribution(t *testing.T, dist, root string, seed uint64) *mode
 	t.Cleanup(stop)
 	base := "http://" + addr
 	err = testutil.Poll(func() error {
-		resp, err := http.Get(base + "/v2/")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /v2/: %s", resp.Status)
-		}
-		return nil
+		return testutil.ServesV2(http.DefaultClient, base)
 	}, testutil.Within(30*time.Second), testutil.Every(50*time.Millisecond))
 	if err != nil {
 		t.Fatalf("the Distribution registry did not start: %v\n%s", err, logs.String())

@@ -12,12 +12,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/registryd/gc"
 	"github.com/berth-dev/berth/registryd/handlers"
 	"github.com/berth-dev/berth/registryd/notifications"
@@ -50,23 +50,10 @@ func intp(n int) *int { return &n }
 
 // recorder is a notifications.Sink that keeps what it is given.
 type recorder struct {
-	mu     sync.Mutex
-	events []notifications.Event
+	testutil.Collector[notifications.Event]
 }
 
-func (r *recorder) Write(e notifications.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) take() []notifications.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.events
-	r.events = nil
-	return out
-}
+func (r *recorder) Write(e notifications.Event) { r.Add(e) }
 
 // TestRetentionRandomStores applies policies to random stores (images,
 // indexes, referrers, shared layers, deleted tags and manifests) whose tags
@@ -283,7 +270,7 @@ func TestRetentionOnAStore(t *testing.T) {
 			if after := files(t, dryRoot); !reflect.DeepEqual(after, before) {
 				t.Errorf("the dry run changed the store")
 			}
-			if evs := dryEvents.take(); len(evs) != 0 {
+			if evs := dryEvents.Take(); len(evs) != 0 {
 				t.Errorf("the dry run emitted %d events", len(evs))
 			}
 
@@ -377,7 +364,7 @@ func TestRetentionOnAStore(t *testing.T) {
 				t.Fatalf("a client's DELETE of a tag emits %+v", client)
 			}
 			var gotTags []string
-			for _, e := range events.take() {
+			for _, e := range events.Take() {
 				if e.Action != client.Action || !reflect.DeepEqual(e.Target, notifications.Target{Repository: "ci/app", Tag: e.Target.Tag}) ||
 					e.Request.Method != client.Request.Method || e.Request.UserAgent != gc.EventUserAgent || e.ID == "" || e.Timestamp.IsZero() {
 					t.Errorf("event %+v", e)
@@ -402,7 +389,7 @@ func clientTagDeleteEvent(t *testing.T, root string) notifications.Event {
 	srv := httptest.NewServer(handlers.New(drv, handlers.WithDeleteEnabled(true), handlers.WithEventSink(rec, handlers.EventOptions{})))
 	t.Cleanup(srv.Close)
 	(&client{t: t, base: srv.URL}).deleteManifest("ci/app", "build-4")
-	evs := rec.take()
+	evs := rec.Take()
 	if len(evs) != 1 {
 		t.Fatalf("a client's DELETE emitted %d events", len(evs))
 	}

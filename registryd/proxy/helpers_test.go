@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -149,39 +148,15 @@ func pull(r name.Reference, opts ...remote.Option) (*pulled, error) {
 }
 
 func read(img v1.Image) (*pulled, error) {
-	p := &pulled{blobs: map[string][]byte{}}
-	var err error
-	if p.manifest, err = img.RawManifest(); err != nil {
-		return nil, err
-	}
-	cfgName, err := img.ConfigName()
+	m, err := img.RawManifest()
 	if err != nil {
 		return nil, err
 	}
-	if p.blobs[cfgName.String()], err = img.RawConfigFile(); err != nil {
-		return nil, err
-	}
-	layers, err := img.Layers()
+	blobs, err := testutil.ReadImageBlobs(img)
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return nil, err
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", d, err)
-		}
-		p.blobs[d.String()] = b
-	}
-	return p, nil
+	return &pulled{manifest: m, blobs: blobs}, nil
 }
 
 // samePulled fails the test unless got is want, byte for byte.

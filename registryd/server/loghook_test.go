@@ -75,8 +75,8 @@ func TestMailHook(t *testing.T) {
 // verified unless smtp.insecure, and credentials go only over TLS unless
 // smtp.insecure.
 func TestMailHookTLSAndAuth(t *testing.T) {
-	ca := newTestCA(t, "mail CA")
-	cert := ca.clientCert(t, "mail")
+	ca := testutil.NewCA(t, "mail CA")
+	cert := ca.Certificate(t, "mail")
 	tests := map[string]struct {
 		tls      bool
 		insecure bool

@@ -17,10 +17,10 @@ import (
 
 // tlsServer starts a server with http.tls over files in a temporary
 // directory; tlsExtra is added under http.tls.
-func tlsServer(t *testing.T, ca *testCA, tlsExtra, httpExtra string) (ls *liveServer, dir string) {
+func tlsServer(t *testing.T, ca *testutil.CA, tlsExtra, httpExtra string) (ls *liveServer, dir string) {
 	t.Helper()
 	dir = t.TempDir()
-	cert, key, _ := ca.issue(t, "registry")
+	cert, key := ca.Issue(t, "registry")
 	writeFile(t, filepath.Join(dir, "tls.crt"), string(cert))
 	writeFile(t, filepath.Join(dir, "tls.key"), string(key))
 	cfg := testConfig(false, indent(`tls:
@@ -36,13 +36,13 @@ func tlsClient(pool *tlsConfigOpts) *http.Client {
 }
 
 type tlsConfigOpts struct {
-	ca         *testCA
+	ca         *testutil.CA
 	cert       *tls.Certificate
 	maxVersion uint16
 }
 
 func (o *tlsConfigOpts) config() *tls.Config {
-	c := &tls.Config{RootCAs: o.ca.pool, MaxVersion: o.maxVersion}
+	c := &tls.Config{RootCAs: o.ca.Pool(), MaxVersion: o.maxVersion}
 	if o.cert != nil {
 		// Always present the certificate, even when the server names
 		// other acceptable CAs (Go would otherwise send none).
@@ -52,7 +52,7 @@ func (o *tlsConfigOpts) config() *tls.Config {
 }
 
 func TestTLSHandshakeAndHTTP2(t *testing.T) {
-	ca := newTestCA(t, "test CA")
+	ca := testutil.NewCA(t, "test CA")
 	ls, _ := tlsServer(t, ca, "", "")
 	resp, err := tlsClient(&tlsConfigOpts{ca: ca}).Get("https://" + ls.addr + "/v2/")
 	if err != nil {
@@ -79,7 +79,7 @@ func TestTLSHandshakeAndHTTP2(t *testing.T) {
 }
 
 func TestTLSOptions(t *testing.T) {
-	ca := newTestCA(t, "test CA")
+	ca := testutil.NewCA(t, "test CA")
 	t.Run("minimumtls tls1.3", func(t *testing.T) {
 		ls, _ := tlsServer(t, ca, "minimumtls: tls1.3\n", "")
 		if _, err := tlsClient(&tlsConfigOpts{ca: ca, maxVersion: tls.VersionTLS12}).Get("https://" + ls.addr + "/v2/"); err == nil {
@@ -121,9 +121,9 @@ func TestTLSOptions(t *testing.T) {
 func TestTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	ca := newTestCA(t, "CA")
-	writeFile(t, caFile, string(ca.pemCert()))
-	certPEM, keyPEM, _ := ca.issue(t, "registry")
+	ca := testutil.NewCA(t, "CA")
+	writeFile(t, caFile, string(ca.CertPEM()))
+	certPEM, keyPEM := ca.Issue(t, "registry")
 	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeFile(t, cert, string(certPEM))
 	writeFile(t, key, string(keyPEM))
@@ -151,12 +151,12 @@ func TestTLSConfigErrors(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca := newTestCA(t, "server CA")
-	clientCA := newTestCA(t, "client CA")
-	other := newTestCA(t, "other CA")
+	ca := testutil.NewCA(t, "server CA")
+	clientCA := testutil.NewCA(t, "client CA")
+	other := testutil.NewCA(t, "other CA")
 	setup := func(t *testing.T, mode string) *liveServer {
 		dir := t.TempDir()
-		writeFile(t, filepath.Join(dir, "client-ca.pem"), string(clientCA.pemCert()))
+		writeFile(t, filepath.Join(dir, "client-ca.pem"), string(clientCA.CertPEM()))
 		extra := "clientcas:\n  - " + filepath.Join(dir, "client-ca.pem") + "\n"
 		if mode != "" {
 			extra += "clientauth: " + mode + "\n"
@@ -171,8 +171,8 @@ func TestMutualTLS(t *testing.T) {
 		}
 		return err
 	}
-	good := clientCA.clientCert(t, "alice")
-	bad := other.clientCert(t, "mallory")
+	good := clientCA.Certificate(t, "alice")
+	bad := other.Certificate(t, "mallory")
 
 	t.Run("default requires and verifies", func(t *testing.T) {
 		ls := setup(t, "")
@@ -198,12 +198,12 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestTLSCertificateReload(t *testing.T) {
-	ca := newTestCA(t, "test CA")
+	ca := testutil.NewCA(t, "test CA")
 	ls, dir := tlsServer(t, ca, "", "")
 	url := "https://" + ls.addr + "/v2/"
 
 	// A keep-alive connection opened before the swap.
-	kept := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	kept := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	resp, err := kept.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,12 @@ func TestTLSCertificateReload(t *testing.T) {
 	resp.Body.Close()
 	oldSerial := resp.TLS.PeerCertificates[0].SerialNumber
 
-	cert, key, newSerial := ca.issue(t, "registry renewed")
+	cert, key := ca.Issue(t, "registry renewed")
+	newCert, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newSerial := newCert.Leaf.SerialNumber
 	// Write the pair the way a Secret update lands: new files renamed in.
 	writeFile(t, filepath.Join(dir, "tls.key.new"), string(key))
 	writeFile(t, filepath.Join(dir, "tls.crt.new"), string(cert))
@@ -224,7 +229,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 
 	fresh := func() *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}, DisableKeepAlives: true}}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, DisableKeepAlives: true}}
 	}
 	testutil.Eventually(t, "a new connection to get the new certificate", func() bool {
 		resp, err := fresh().Get(url)
@@ -259,15 +264,15 @@ func TestTLSCertificateReload(t *testing.T) {
 // old one are refused, HTTP/2 is still negotiated, and a connection
 // opened before the rotation keeps working.
 func TestClientCARotation(t *testing.T) {
-	ca := newTestCA(t, "server CA")
-	oldCA := newTestCA(t, "client CA 2025")
-	newCA := newTestCA(t, "client CA 2026")
+	ca := testutil.NewCA(t, "server CA")
+	oldCA := testutil.NewCA(t, "client CA 2025")
+	newCA := testutil.NewCA(t, "client CA 2026")
 	caDir := t.TempDir()
 	caFile := filepath.Join(caDir, "ca.crt")
-	writeFile(t, caFile, string(oldCA.pemCert()))
+	writeFile(t, caFile, string(oldCA.CertPEM()))
 	ls, _ := tlsServer(t, ca, "clientcas:\n  - "+caFile+"\n", "")
 	url := "https://" + ls.addr + "/v2/"
-	oldClient, newClient := oldCA.clientCert(t, "alice"), newCA.clientCert(t, "bob")
+	oldClient, newClient := oldCA.Certificate(t, "alice"), newCA.Certificate(t, "bob")
 	get := func(c *http.Client) (*http.Response, error) {
 		resp, err := c.Get(url)
 		if err == nil {
@@ -295,7 +300,7 @@ func TestClientCARotation(t *testing.T) {
 	}
 
 	// The Secret update: the new CA renamed over the file.
-	writeFile(t, caFile+".new", string(newCA.pemCert()))
+	writeFile(t, caFile+".new", string(newCA.CertPEM()))
 	if err := os.Rename(caFile+".new", caFile); err != nil {
 		t.Fatal(err)
 	}

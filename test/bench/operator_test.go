@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -466,26 +467,24 @@ func (m *managerProc) settle(ctx context.Context, reconciles int64) (managerStat
 	return last, err
 }
 
-// waitFor polls cond every interval until it holds, fails, or timeout
-// passes, and returns how long it took.
+// waitFor polls cond every interval (testutil.Poll) until it holds,
+// fails, ctx ends or timeout passes, and returns how long it took.
 func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) (time.Duration, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
+	err := testutil.Poll(func() error {
+		if err := ctx.Err(); err != nil {
+			return testutil.Permanent(err)
+		}
 		ok, err := cond()
-		if err != nil {
-			return time.Since(start), err
+		switch {
+		case err != nil:
+			return testutil.Permanent(err)
+		case !ok:
+			return errNotDone
 		}
-		if ok {
-			return time.Since(start), nil
-		}
-		select {
-		case <-ctx.Done():
-			return time.Since(start), fmt.Errorf("not done after %s", timeout)
-		case <-tick.C:
-		}
-	}
+		return nil
+	}, testutil.Within(timeout), testutil.Every(interval))
+	return time.Since(start), err
 }
+
+var errNotDone = errors.New("not done")

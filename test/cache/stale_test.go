@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -28,7 +27,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -127,38 +125,6 @@ func (u *uploadCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// blobsOf lists an image's config and layers.
-func blobsOf(t *testing.T, img v1.Image) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	cfg, err := img.RawConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out[digest.FromBytes(cfg).String()] = cfg
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[d.String()] = b
-	}
-	return out
-}
-
 // pull fetches ref and every blob of it, and returns the manifest bytes
 // and the blobs by digest.
 func pull(ref name.Reference) ([]byte, map[string][]byte, error) {
@@ -170,31 +136,9 @@ func pull(ref name.Reference) ([]byte, map[string][]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	blobs := map[string][]byte{}
-	cfg, err := img.RawConfigFile()
+	blobs, err := testutil.ReadImageBlobs(img)
 	if err != nil {
 		return nil, nil, err
-	}
-	blobs[digest.FromBytes(cfg).String()] = cfg
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, nil, err
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return nil, nil, err
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("layer %s: %w", d, err)
-		}
-		blobs[d.String()] = b
 	}
 	return m, blobs, nil
 }
@@ -234,7 +178,7 @@ func TestRepushAfterGarbageCollection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := blobsOf(t, img)
+			want := testutil.ImageBlobs(t, img)
 			wantManifest, err := img.RawManifest()
 			if err != nil {
 				t.Fatal(err)

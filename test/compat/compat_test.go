@@ -48,6 +48,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/storagetest"
 )
 
 // binaries are the two registries, by name.
@@ -84,7 +85,7 @@ func roundTripOn(t *testing.T, section, fromName, fromBin, toName, toBin string)
 		// registryd answered referrers from its index: Distribution must
 		// serve the directory as if the index were not there.
 		index := "/docker/registry/v2/repositories/compat/artifact/_berth/referrers/indexed"
-		if _, err := storageDriver(t, section).Stat(t.Context(), index); err != nil {
+		if _, err := storagetest.FromSection(t, section).Stat(t.Context(), index); err != nil {
 			t.Fatalf("registryd wrote no referrers index: %v", err)
 		}
 	}

@@ -1,13 +1,9 @@
 package compat
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testutil"
-	"github.com/berth-dev/berth/registryd/configuration"
-	"github.com/berth-dev/berth/registryd/server"
-	"github.com/berth-dev/berth/registryd/storage/driver"
 )
 
 // registry is a running registry process.
@@ -31,21 +27,6 @@ func startOn(t *testing.T, name, bin, section string) *registry {
 		return testutil.RegistryConfig(section, addr, "")
 	})
 	return &registry{Registry: r, name: r.Name, addr: r.Addr}
-}
-
-// storageDriver opens the storage section with registryd's own driver, to
-// look at what a registry stored.
-func storageDriver(t *testing.T, section string) driver.StorageDriver {
-	t.Helper()
-	cfg, err := configuration.Parse(strings.NewReader(testutil.RegistryConfig(section, "127.0.0.1:0", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := server.NewStorageDriver(&cfg.Storage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 func filesystemSection(root string) string {

@@ -23,15 +23,14 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // Garbage collection on the real cluster, with a client pushing all the
@@ -96,15 +95,7 @@ type gcScenario struct {
 // asks of clients.
 func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, policy *berthv1alpha1.GarbageCollectionPolicy, secure bool) *gcScenario {
 	GinkgoHelper()
-	s := &gcScenario{ns: "berth-e2e-gc-" + rand.String(5), reg: "gc", replicas: int(replicas), scheme: "http"}
-	By("creating namespace " + s.ns)
-	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}})).To(Succeed())
-	DeferCleanup(func() {
-		Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}))).To(Succeed())
-		Eventually(func() error {
-			return k8sClient.Get(suiteCtx, types.NamespacedName{Name: s.ns}, &corev1.Namespace{})
-		}).WithTimeout(readyTimeout).WithPolling(poll).Should(Satisfy(apierrors.IsNotFound))
-	})
+	s := &gcScenario{ns: createNamespace("berth-e2e-gc-"), reg: "gc", replicas: int(replicas), scheme: "http"}
 	size := resource.MustParse("1Gi")
 	reg := &berthv1alpha1.Registry{
 		ObjectMeta: metav1.ObjectMeta{Name: s.reg, Namespace: s.ns},
@@ -122,17 +113,14 @@ func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, polic
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	var auth []remote.Option
 	if secure {
-		ca, err := newTestCA()
-		Expect(err).NotTo(HaveOccurred())
-		crt, key, _, err := ca.serving([]string{s.reg + "." + s.ns + ".svc", s.reg}, []net.IP{nodeIP})
-		Expect(err).NotTo(HaveOccurred())
-		clientCert, err := ca.client("e2e-pusher")
-		Expect(err).NotTo(HaveOccurred())
+		ca := testutil.NewCA(GinkgoT(), "berth e2e CA")
+		crt, key := ca.IssueFor(GinkgoT(), s.reg, []string{s.reg + "." + s.ns + ".svc", s.reg}, []net.IP{nodeIP})
+		clientCert := ca.Certificate(GinkgoT(), "e2e-pusher")
 		password := "gc-" + rand.String(12)
 		for _, sec := range []*corev1.Secret{
 			{ObjectMeta: metav1.ObjectMeta{Name: "gc-tls"}, Type: corev1.SecretTypeTLS,
 				Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}},
-			{ObjectMeta: metav1.ObjectMeta{Name: "gc-client-ca"}, Data: map[string][]byte{"ca.crt": ca.certPEM()}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "gc-client-ca"}, Data: map[string][]byte{"ca.crt": ca.CertPEM()}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "alice-password"}, StringData: map[string]string{"password": password}},
 		} {
 			sec.Namespace = s.ns
@@ -142,7 +130,7 @@ func newGCScenario(replicas int32, mode corev1.PersistentVolumeAccessMode, polic
 			ClientCASecretRef: &berthv1alpha1.SecretKeyRef{Name: "gc-client-ca", Key: "ca.crt"}, ClientAuth: "require-and-verify-client-cert"}
 		reg.Spec.Auth = &berthv1alpha1.RegistryAuth{Htpasswd: &berthv1alpha1.HtpasswdAuth{Users: []berthv1alpha1.HtpasswdUser{
 			{Username: "alice", PasswordSecretRef: berthv1alpha1.SecretKeyRef{Name: "alice-password", Key: "password"}}}}}
-		tr.TLSClientConfig = &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}
 		auth = []remote.Option{remote.WithAuth(&authn.Basic{Username: "alice", Password: password})}
 		s.scheme, s.username, s.password = "https", "alice", password
 	}

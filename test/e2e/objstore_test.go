@@ -27,7 +27,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -90,15 +89,7 @@ var _ = Describe("A Registry with 3 replicas on an S3 bucket", Ordered, func() {
 		DeferCleanup(s3.Stop)
 		s3.CreateBucket(GinkgoT(), bucket)
 
-		ns = "berth-e2e-s3-" + rand.String(5)
-		By("creating namespace " + ns)
-		Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		DeferCleanup(func() {
-			Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))).To(Succeed())
-			Eventually(func() error {
-				return k8sClient.Get(suiteCtx, types.NamespacedName{Name: ns}, &corev1.Namespace{})
-			}).WithTimeout(readyTimeout).WithPolling(poll).Should(Satisfy(apierrors.IsNotFound))
-		})
+		ns = createNamespace("berth-e2e-s3-")
 		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "s3-credentials", Namespace: ns},
 			StringData: map[string]string{"accessKey": s3.AccessKey, "secretKey": s3.SecretKey},

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // One Registry, followed through its life: each spec builds on the one
@@ -46,7 +47,7 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 	)
 	var (
 		ns       string
-		ca       *testCA
+		ca       *testutil.CA
 		nodeIP   net.IP
 		host     string // NODE_IP:nodePort
 		password = "first-" + rand.String(12)
@@ -133,9 +134,10 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 
 	tlsSecret := func() string {
 		GinkgoHelper()
-		crt, k, serial, err := ca.serving(
+		crt, k := ca.IssueFor(GinkgoT(), regName,
 			[]string{regName + "." + ns + ".svc", regName + "." + ns + ".svc.cluster.local", regName},
 			[]net.IP{nodeIP})
+		pair, err := tls.X509KeyPair(crt, k)
 		Expect(err).NotTo(HaveOccurred())
 		putSecret(&corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
@@ -143,7 +145,7 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 			Type:       corev1.SecretTypeTLS,
 			Data:       map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: k},
 		})
-		return serial.String()
+		return pair.Leaf.SerialNumber.String()
 	}
 
 	passwordSecret := func(pass string) {
@@ -158,7 +160,7 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 	// servedSerial is the serial number of the certificate the registry serves now.
 	servedSerial := func() (string, error) {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", host,
-			&tls.Config{RootCAs: ca.pool, ServerName: nodeIP.String()})
+			&tls.Config{RootCAs: ca.Pool(), ServerName: nodeIP.String()})
 		if err != nil {
 			return "", err
 		}
@@ -169,21 +171,11 @@ var _ = Describe("A Registry on a PVC with htpasswd users and TLS", Ordered, fun
 	BeforeAll(func() {
 		installWithKustomize()
 
-		var err error
-		ca, err = newTestCA()
-		Expect(err).NotTo(HaveOccurred())
+		ca = testutil.NewCA(GinkgoT(), "berth e2e CA")
 
 		nodeIP = nodeInternalIP()
 
-		ns = "berth-e2e-" + rand.String(5)
-		By("creating namespace " + ns)
-		Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		DeferCleanup(func() {
-			Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))).To(Succeed())
-			Eventually(func() error {
-				return k8sClient.Get(suiteCtx, types.NamespacedName{Name: ns}, &corev1.Namespace{})
-			}).WithTimeout(readyTimeout).WithPolling(poll).Should(Satisfy(apierrors.IsNotFound))
-		})
+		ns = createNamespace("berth-e2e-")
 
 		passwordSecret(password)
 		putSecret(&corev1.Secret{
@@ -448,9 +440,9 @@ func podsIn(ns string) []corev1.Pod {
 }
 
 // trusting is an HTTP transport that trusts ca only.
-func trusting(ca *testCA) *http.Transport {
+func trusting(ca *testutil.CA) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
+	t.TLSClientConfig = &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 	return t
 }
 

@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -105,20 +106,16 @@ func TestInstallOnAPIServer(t *testing.T) {
 
 func waitEstablished(ctx context.Context, t *testing.T, c client.Client, name string) {
 	t.Helper()
-	for {
+	testutil.EventuallyNoError(t, "CRD "+name+" is Established", func() error {
 		var crd apiextensionsv1.CustomResourceDefinition
-		err := c.Get(ctx, client.ObjectKey{Name: name}, &crd)
-		if err == nil {
-			for _, cond := range crd.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return
-				}
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			return err
+		}
+		for _, cond := range crd.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("CRD %s not Established: %v", name, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("conditions %v", crd.Status.Conditions)
+	}, testutil.Within(time.Minute), testutil.Every(100*time.Millisecond))
 }

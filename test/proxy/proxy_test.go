@@ -7,7 +7,6 @@ package proxy
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,42 +19,16 @@ import (
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
-// contents reads an image's manifest, config and layers, by digest.
+// contents reads an image's manifest (as "manifest"), config and layers
+// (by digest).
 func contents(t *testing.T, img v1.Image) map[string][]byte {
 	t.Helper()
-	out := map[string][]byte{}
+	out := testutil.ImageBlobs(t, img)
 	m, err := img.RawManifest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out["manifest"] = m
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out[cfgName.String()], err = img.RawConfigFile(); err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("layer %s: %v", d, err)
-		}
-		out[d.String()] = b
-	}
 	return out
 }
 

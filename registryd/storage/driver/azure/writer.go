@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/berth-dev/berth/registryd/storage/driver"
+	"github.com/berth-dev/berth/registryd/storage/driver/objstore"
 )
 
 // blockIDLen is the length of every block ID the driver writes: all IDs of
@@ -29,13 +30,14 @@ func newBlockID() string {
 // at path (if any); without, the blob is replaced when the writer is
 // closed or committed.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
-	w := &writer{d: d, ctx: ctx, path: path, client: d.blob(path), truncate: !append}
+	w := &writer{d: d, client: d.blob(path)}
+	w.Name, w.Path, w.Ctx, w.Truncate = DriverName, path, ctx, !append
 	if append {
 		if err := w.loadBase(ctx); err != nil {
 			return nil, err
 		}
 	}
-	w.size = w.base
+	w.Written = w.base
 	return w, nil
 }
 
@@ -43,8 +45,6 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 // list on Close or Commit (see the package documentation).
 type writer struct {
 	d      *Driver
-	ctx    context.Context // the Writer call's, for Write and Close
-	path   string
 	client *blockblob.Client
 
 	// base is the committed blob being continued: its size and block IDs.
@@ -53,27 +53,22 @@ type writer struct {
 	// copyBase: the blob has no usable block list; its bytes are read
 	// back into blocks before anything is added.
 	copyBase bool
-	truncate bool
-	dirty    bool
 
-	ids  []string // blocks staged by this writer, in order
-	buf  []byte
-	size int64
-	err  error
-	driver.WriterState
+	ids []string // blocks staged by this writer, in order
+	objstore.WriterBase
 }
 
 func (w *writer) loadBase(ctx context.Context) error {
 	resp, err := w.client.GetBlockList(ctx, blockblob.BlockListTypeCommitted, nil)
 	switch {
 	case isNotFound(err):
-		w.truncate = true
+		w.Truncate = true
 		return nil
 	case bloberror.HasCode(err, bloberror.InvalidBlobType):
 		// An append or page blob: its bytes become blocks.
 		props, err := w.client.GetProperties(ctx, nil)
 		if err != nil {
-			return w.d.pathError(w.path, err)
+			return w.d.pathError(w.Path, err)
 		}
 		if props.ContentLength != nil {
 			w.base = *props.ContentLength
@@ -107,35 +102,11 @@ func (w *writer) loadBase(ctx context.Context) error {
 	return nil
 }
 
-func (w *writer) usable() error {
-	if err := w.Usable(DriverName, w.path); err != nil {
-		return err
-	}
-	return w.err
-}
-
 func (w *writer) Write(p []byte) (int, error) {
-	if err := w.usable(); err != nil {
-		return 0, err
-	}
-	if err := w.carryBase(w.ctx); err != nil {
-		w.err = err
-		return 0, err
-	}
-	w.buf = append(w.buf, p...)
-	w.size += int64(len(p))
-	w.dirty = true
-	for len(w.buf) >= blockSize {
-		if err := w.stage(w.ctx, w.buf[:blockSize]); err != nil {
-			w.err = err
-			return 0, err
-		}
-		w.buf = w.buf[:copy(w.buf, w.buf[blockSize:])]
-	}
-	return len(p), nil
+	return w.WriteParts(p, blockSize,
+		func() error { return w.carryBase(w.Ctx) },
+		func(block []byte) error { return w.stage(w.Ctx, block) })
 }
-
-func (w *writer) Size() int64 { return w.size }
 
 // carryBase reads a blob without a block list back into blocks.
 func (w *writer) carryBase(ctx context.Context) error {
@@ -145,7 +116,7 @@ func (w *writer) carryBase(ctx context.Context) error {
 	w.copyBase = false
 	resp, err := w.client.DownloadStream(ctx, nil)
 	if err != nil {
-		return w.d.pathError(w.path, err)
+		return w.d.pathError(w.Path, err)
 	}
 	defer resp.Body.Close()
 	chunk := make([]byte, blockSize)
@@ -166,7 +137,7 @@ func (w *writer) carryBase(ctx context.Context) error {
 		}
 	}
 	if n != w.base {
-		return fmt.Errorf("%s: %s changed while it was continued (%d bytes, was %d)", DriverName, w.path, n, w.base)
+		return fmt.Errorf("%s: %s changed while it was continued (%d bytes, was %d)", DriverName, w.Path, n, w.base)
 	}
 	return nil
 }
@@ -182,52 +153,36 @@ func (w *writer) stage(ctx context.Context, b []byte) error {
 
 // publish commits the base blocks and the staged ones as the blob.
 func (w *writer) publish(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
-	}
-	if !w.dirty && !w.truncate {
-		return nil
-	}
 	if err := w.carryBase(ctx); err != nil {
-		w.err = err
 		return err
 	}
-	if len(w.buf) > 0 {
-		if err := w.stage(ctx, w.buf); err != nil {
-			w.err = err
+	if len(w.Buf) > 0 {
+		if err := w.stage(ctx, w.Buf); err != nil {
 			return err
 		}
-		w.buf = w.buf[:0]
+		w.Buf = w.Buf[:0]
 	}
 	ids := append(append([]string(nil), w.baseIDs...), w.ids...)
 	_, err := w.client.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
 		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: &octetStream},
 	})
 	if err != nil {
-		w.err = err
 		return err
 	}
-	w.baseIDs, w.ids, w.base = ids, nil, w.size
-	w.dirty, w.truncate = false, false
+	w.baseIDs, w.ids, w.base = ids, nil, w.Written
 	return nil
 }
 
-func (w *writer) Close() error {
-	return w.WriterState.Close(DriverName, w.path, func() error { return w.publish(w.ctx) })
-}
+func (w *writer) Close() error { return w.WriterBase.Close(w.publish) }
 
-func (w *writer) Commit(ctx context.Context) error {
-	return w.WriterState.Commit(w.usable, func() error { return w.publish(ctx) })
-}
+func (w *writer) Commit(ctx context.Context) error { return w.WriterBase.Commit(ctx, w.publish) }
 
 func (w *writer) Cancel(ctx context.Context) error {
-	if err := w.Usable(DriverName, w.path); err != nil {
-		return err
-	}
-	w.Cancelled = true
-	w.buf, w.ids = nil, nil
-	if _, err := w.client.Delete(ctx, nil); err != nil && !isNotFound(err) {
-		return err
-	}
-	return nil
+	return w.WriterBase.Cancel(func() error {
+		w.ids = nil
+		if _, err := w.client.Delete(ctx, nil); err != nil && !isNotFound(err) {
+			return err
+		}
+		return nil
+	})
 }

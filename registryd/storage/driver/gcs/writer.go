@@ -10,25 +10,27 @@ import (
 	"cloud.google.com/go/storage"
 
 	"github.com/berth-dev/berth/registryd/storage/driver"
+	"github.com/berth-dev/berth/registryd/storage/driver/objstore"
 )
 
 // Writer returns a FileWriter for path. With append it continues the
 // object at path (if any); without, the object is replaced when the writer
 // is closed or committed.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
-	w := &writer{d: d, ctx: ctx, path: path, key: d.Key(path), truncate: !append}
+	w := &writer{d: d, key: d.Key(path)}
+	w.Name, w.Path, w.Ctx, w.Truncate = DriverName, path, ctx, !append
 	if append {
 		a, err := d.bucket.Object(w.key).Attrs(ctx)
 		switch {
 		case err == nil:
 			w.base, w.baseGen = a.Size, a.Generation
 		case isNotFound(err):
-			w.truncate = true
+			w.Truncate = true
 		default:
 			return nil, err
 		}
 	}
-	w.size = w.base
+	w.Written = w.base
 	return w, nil
 }
 
@@ -36,32 +38,20 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 // bytes, to a transient object composed onto it) and publishes on Close or
 // Commit (see the package documentation).
 type writer struct {
-	d         *Driver
-	ctx       context.Context // the Writer call's, for Write and Close
-	path, key string
+	d   *Driver
+	key string
 
-	base     int64 // size of the object continued
-	baseGen  int64 // its generation
-	truncate bool
-	dirty    bool
+	base    int64 // size of the object continued
+	baseGen int64 // its generation
 
 	ow     *storage.Writer
 	cancel context.CancelFunc // aborts ow's upload
 	target string             // the key ow writes
-	size   int64
-	err    error
-	driver.WriterState
-}
-
-func (w *writer) usable() error {
-	if err := w.Usable(DriverName, w.path); err != nil {
-		return err
-	}
-	return w.err
+	objstore.WriterBase
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	if err := w.usable(); err != nil {
+	if err := w.Usable(); err != nil {
 		return 0, err
 	}
 	if w.ow == nil {
@@ -71,40 +61,22 @@ func (w *writer) Write(p []byte) (int, error) {
 			_, _ = rand.Read(b[:])
 			w.target = w.key + "~seg-" + hex.EncodeToString(b[:])
 		}
-		ctx, cancel := context.WithCancel(w.ctx)
+		ctx, cancel := context.WithCancel(w.Ctx)
 		w.ow, w.cancel = w.d.newWriter(ctx, w.target), cancel
 	}
 	n, err := w.ow.Write(p)
-	w.size += int64(n)
-	w.dirty = true
+	w.Written += int64(n)
+	w.Dirty = true
 	if err != nil {
-		w.err = err
+		w.Err = err
 	}
 	return n, err
 }
 
-func (w *writer) Size() int64 { return w.size }
-
 // publish makes everything written so far the object at the path.
 func (w *writer) publish(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
-	}
-	if !w.dirty && !w.truncate {
-		return nil
-	}
-	err := w.finish(ctx)
-	if err != nil {
-		w.err = err
-		return err
-	}
-	w.dirty, w.truncate = false, false
-	return nil
-}
-
-func (w *writer) finish(ctx context.Context) error {
 	if w.ow == nil { // nothing written: a new, empty object
-		return w.d.PutContent(ctx, w.path, nil)
+		return w.d.PutContent(ctx, w.Path, nil)
 	}
 	ow, target := w.ow, w.target
 	w.ow = nil
@@ -113,7 +85,7 @@ func (w *writer) finish(ctx context.Context) error {
 		return err
 	}
 	if target == w.key {
-		w.base, w.baseGen = w.size, ow.Attrs().Generation
+		w.base, w.baseGen = w.Written, ow.Attrs().Generation
 		return nil
 	}
 	seg := w.d.bucket.Object(target)
@@ -127,37 +99,31 @@ func (w *writer) finish(ctx context.Context) error {
 	c.ContentType = "application/octet-stream"
 	attrs, err := c.Run(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: appending to %s: %w", DriverName, w.path, err)
+		return fmt.Errorf("%s: appending to %s: %w", DriverName, w.Path, err)
 	}
 	w.base, w.baseGen = attrs.Size, attrs.Generation
-	if attrs.Size != w.size {
-		return fmt.Errorf("%s: %s holds %d bytes after appending, want %d", DriverName, w.path, attrs.Size, w.size)
+	if attrs.Size != w.Written {
+		return fmt.Errorf("%s: %s holds %d bytes after appending, want %d", DriverName, w.Path, attrs.Size, w.Written)
 	}
 	return nil
 }
 
-func (w *writer) Close() error {
-	return w.WriterState.Close(DriverName, w.path, func() error { return w.publish(w.ctx) })
-}
+func (w *writer) Close() error { return w.WriterBase.Close(w.publish) }
 
-func (w *writer) Commit(ctx context.Context) error {
-	return w.WriterState.Commit(w.usable, func() error { return w.publish(ctx) })
-}
+func (w *writer) Commit(ctx context.Context) error { return w.WriterBase.Commit(ctx, w.publish) }
 
 func (w *writer) Cancel(ctx context.Context) error {
-	if err := w.Usable(DriverName, w.path); err != nil {
-		return err
-	}
-	w.Cancelled = true
-	if w.ow != nil {
-		w.cancel() // abandons the upload
-		if w.target != w.key {
-			_ = w.d.bucket.Object(w.target).Delete(ctx)
+	return w.WriterBase.Cancel(func() error {
+		if w.ow != nil {
+			w.cancel() // abandons the upload
+			if w.target != w.key {
+				_ = w.d.bucket.Object(w.target).Delete(ctx)
+			}
+			w.ow = nil
 		}
-		w.ow = nil
-	}
-	if err := w.d.bucket.Object(w.key).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-		return err
-	}
-	return nil
+		if err := w.d.bucket.Object(w.key).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+			return err
+		}
+		return nil
+	})
 }

@@ -1,12 +1,12 @@
 package s3_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/storagetest"
 	"github.com/berth-dev/berth/registryd/storage/driver/s3"
 )
 
@@ -16,16 +16,14 @@ import (
 // neither storage class nor encryption, so the requests are what can be
 // checked.)
 func TestS3KeysReachTheService(t *testing.T) {
-	bucket := testutil.UniqueName("keys")
-	testutil.S3(t).CreateBucket(t, bucket)
-	var log bytes.Buffer
-	p := params(t, bucket, newRoot())
+	var log testutil.LockedBuffer
+	p := params(t, "keys")(t, storagetest.NewRoot())
 	p.StorageClass = "REDUCED_REDUNDANCY"
 	p.Encrypt = true
 	p.UserAgent = "berth-keys-test"
 	p.LogLevel = "debug"
 	p.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := newDriver(t, p)
+	d := storagetest.Open(t, s3.New, p)
 	ctx := t.Context()
 	if err := d.PutContent(ctx, "/whole", []byte("x")); err != nil {
 		t.Fatal(err)

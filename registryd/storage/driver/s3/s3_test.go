@@ -3,62 +3,41 @@ package s3_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/storagetest"
 	"github.com/berth-dev/berth/registryd/storage/driver"
 	"github.com/berth-dev/berth/registryd/storage/driver/s3"
-	"github.com/berth-dev/berth/registryd/storage/driver/testsuites"
 )
 
 func TestMain(m *testing.M) { testutil.Main(m) }
 
-// params are the driver's parameters for a fresh root in a bucket of the
+// params are the driver's parameters for a root in a new bucket of the
 // package's versitygw: listings of 3 keys a page and walks that list flat
 // at most 7 keys, so that every listing path runs over many pages.
-func params(t *testing.T, bucket, root string) s3.Parameters {
+func params(t *testing.T, prefix string) storagetest.Params[s3.Parameters] {
 	srv := testutil.S3(t)
-	return s3.Parameters{
-		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Region: srv.Region,
-		RegionEndpoint: srv.Endpoint(), ForcePathStyle: true, Bucket: bucket,
-		Secure: false, V4Auth: true, RootDirectory: root,
-		ChunkSize: s3.MinChunkSize, PageSize: 3, WalkBudget: 7,
+	bucket := testutil.UniqueName(prefix)
+	srv.CreateBucket(t, bucket)
+	return func(_ *testing.T, root string) s3.Parameters {
+		return s3.Parameters{
+			AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Region: srv.Region,
+			RegionEndpoint: srv.Endpoint(), ForcePathStyle: true, Bucket: bucket,
+			Secure: false, V4Auth: true, RootDirectory: root,
+			ChunkSize: s3.MinChunkSize, PageSize: 3, WalkBudget: 7,
+		}
 	}
-}
-
-var roots atomic.Int64
-
-func newRoot() string { return fmt.Sprintf("/suite/%d", roots.Add(1)) }
-
-func newDriver(t *testing.T, p s3.Parameters) driver.StorageDriver {
-	t.Helper()
-	d, err := s3.New(t.Context(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 func TestS3(t *testing.T) {
-	bucket := testutil.UniqueName("suite")
-	testutil.S3(t).CreateBucket(t, bucket)
-	testsuites.Run(t, func(t *testing.T) driver.StorageDriver {
-		return newDriver(t, params(t, bucket, newRoot()))
-	})
+	storagetest.Suite(t, s3.New, params(t, "suite"))
 }
 
 func TestS3SharedByReplicas(t *testing.T) {
-	bucket := testutil.UniqueName("shared")
-	testutil.S3(t).CreateBucket(t, bucket)
-	testsuites.RunShared(t, func(t *testing.T) (driver.StorageDriver, driver.StorageDriver) {
-		p := params(t, bucket, newRoot())
-		return newDriver(t, p), newDriver(t, p)
-	})
+	storagetest.Shared(t, s3.New, params(t, "shared"))
 }
 
 func TestS3RefusesWhatItCannotHonour(t *testing.T) {
@@ -92,13 +71,11 @@ func TestS3RefusesWhatItCannotHonour(t *testing.T) {
 // TestS3MultipartCopy moves an object above multipartcopythresholdsize:
 // the copy runs in parts, several at a time, and the content arrives whole.
 func TestS3MultipartCopy(t *testing.T) {
-	bucket := testutil.UniqueName("copy")
-	testutil.S3(t).CreateBucket(t, bucket)
-	p := params(t, bucket, newRoot())
+	p := params(t, "copy")(t, storagetest.NewRoot())
 	p.MultipartCopyThresholdSize = s3.MinChunkSize
 	p.MultipartCopyChunkSize = s3.MinChunkSize
 	p.MultipartCopyMaxConcurrency = 2
-	d := newDriver(t, p)
+	d := storagetest.Open(t, s3.New, p)
 	content := make([]byte, 3*s3.MinChunkSize+12345)
 	for i := range content {
 		content[i] = byte(i * 7 / 3)
@@ -122,32 +99,8 @@ func TestS3MultipartCopy(t *testing.T) {
 // TestS3RedirectURL fetches what RedirectURL presigns, over plain http as
 // a client sent there by a 307 would.
 func TestS3RedirectURL(t *testing.T) {
-	bucket := testutil.UniqueName("redirect")
-	testutil.S3(t).CreateBucket(t, bucket)
-	d := newDriver(t, params(t, bucket, newRoot()))
-	content := []byte("redirected bytes")
-	if err := d.PutContent(t.Context(), "/blobs/x/data", content); err != nil {
-		t.Fatal(err)
-	}
-	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		u, err := d.RedirectURL(t.Context(), method, "/blobs/x/data")
-		if err != nil || !strings.HasPrefix(u, "http://") {
-			t.Fatalf("RedirectURL(%s) = %q, %v", method, u, err)
-		}
-		req, _ := http.NewRequestWithContext(t.Context(), method, u, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(content)) {
-			t.Fatalf("%s %s: %s, length %d: %s", method, u, resp.Status, resp.ContentLength, body)
-		}
-		if method == http.MethodGet && !bytes.Equal(body, content) {
-			t.Fatalf("GET %s = %q", u, body)
-		}
-	}
+	d := storagetest.Open(t, s3.New, params(t, "redirect")(t, storagetest.NewRoot()))
+	storagetest.RedirectURLServes(t, d, "/blobs/x/data", []byte("redirected bytes"))
 	if u, err := d.RedirectURL(t.Context(), http.MethodPut, "/blobs/x/data"); u != "" || err != nil {
 		t.Fatalf("RedirectURL(PUT) = %q, %v; want no redirect", u, err)
 	}
@@ -162,7 +115,7 @@ func TestS3StatRootReachesTheService(t *testing.T) {
 	}
 	defer srv.Stop()
 	srv.CreateBucket(t, "health")
-	d := newDriver(t, s3.Parameters{
+	d := storagetest.Open(t, s3.New, s3.Parameters{
 		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Region: srv.Region, RegionEndpoint: srv.Endpoint(),
 		ForcePathStyle: true, Bucket: "health", V4Auth: true,
 	})

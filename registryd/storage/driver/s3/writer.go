@@ -18,75 +18,44 @@ import (
 // object at path (if any); without, the object is replaced when the writer
 // is closed or committed.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
-	w := &writer{d: d, ctx: ctx, path: path, key: d.Key(path), truncate: !append}
+	w := &writer{d: d, key: d.Key(path)}
+	w.Name, w.Path, w.Ctx, w.Truncate = DriverName, path, ctx, !append
 	if append {
 		o, err := d.Service.Head(ctx, w.key)
 		switch {
 		case err == nil:
 			w.base = o.Size
 		case objstore.IsNotExist(err):
-			w.truncate = true
+			w.Truncate = true
 		default:
 			return nil, err
 		}
 	}
-	w.size = w.base
+	w.Written = w.base
 	return w, nil
 }
 
 // writer sends what it is given in parts of chunksize and publishes the
 // object on Close or Commit (see the package documentation).
 type writer struct {
-	d         *Driver
-	ctx       context.Context // the Writer call's, for Write and Close
-	path, key string
+	d   *Driver
+	key string
 
 	// base is the size of the committed object being continued; its
 	// bytes are carried into the new object by the first Write.
 	base        int64
 	baseCarried bool
-	// truncate: publish even when nothing was written (a new object).
-	truncate bool
-	dirty    bool
 
 	uploadID string
 	parts    []types.CompletedPart
-	buf      []byte
-	size     int64
-	err      error // a failed upload; the writer can only be cancelled
-	driver.WriterState
-}
-
-func (w *writer) usable() error {
-	if err := w.Usable(DriverName, w.path); err != nil {
-		return err
-	}
-	return w.err
+	objstore.WriterBase
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	if err := w.usable(); err != nil {
-		return 0, err
-	}
-	if err := w.carryBase(w.ctx); err != nil {
-		w.err = err
-		return 0, err
-	}
-	w.buf = append(w.buf, p...)
-	w.size += int64(len(p))
-	w.dirty = true
-	chunk := int(w.d.p.ChunkSize)
-	for len(w.buf) >= chunk {
-		if err := w.uploadPart(w.ctx, w.buf[:chunk]); err != nil {
-			w.err = err
-			return 0, err
-		}
-		w.buf = w.buf[:copy(w.buf, w.buf[chunk:])]
-	}
-	return len(p), nil
+	return w.WriteParts(p, int(w.d.p.ChunkSize),
+		func() error { return w.carryBase(w.Ctx) },
+		func(part []byte) error { return w.uploadPart(w.Ctx, part) })
 }
-
-func (w *writer) Size() int64 { return w.size }
 
 // carryBase makes the committed object's bytes the start of the new one:
 // read into the buffer when smaller than a part, else copied server-side
@@ -99,7 +68,7 @@ func (w *writer) carryBase(ctx context.Context) error {
 	if w.base < MinChunkSize {
 		out, err := w.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket(), Key: aws.String(w.key)})
 		if err != nil {
-			return w.d.pathError(w.path, err)
+			return w.d.pathError(w.Path, err)
 		}
 		defer out.Body.Close()
 		var b bytes.Buffer
@@ -107,9 +76,9 @@ func (w *writer) carryBase(ctx context.Context) error {
 			return err
 		}
 		if int64(b.Len()) != w.base {
-			return fmt.Errorf("%s: %s changed while it was continued (%d bytes, was %d)", DriverName, w.path, b.Len(), w.base)
+			return fmt.Errorf("%s: %s changed while it was continued (%d bytes, was %d)", DriverName, w.Path, b.Len(), w.base)
 		}
-		w.buf = append(b.Bytes(), w.buf...)
+		w.Buf = append(b.Bytes(), w.Buf...)
 		return nil
 	}
 	if err := w.startUpload(ctx); err != nil {
@@ -160,21 +129,15 @@ func (w *writer) uploadPart(ctx context.Context, b []byte) error {
 
 // publish makes everything written so far the object at the path.
 func (w *writer) publish(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
-	}
-	if !w.dirty && !w.truncate {
-		return nil
-	}
 	if err := w.carryBase(ctx); err != nil {
 		return err
 	}
 	var err error
 	if w.uploadID == "" {
-		_, err = w.d.client.PutObject(ctx, w.d.putObjectInput(w.key, bytes.NewReader(w.buf)))
+		_, err = w.d.client.PutObject(ctx, w.d.putObjectInput(w.key, bytes.NewReader(w.Buf)))
 	} else {
-		if len(w.buf) > 0 {
-			err = w.uploadPart(ctx, w.buf)
+		if len(w.Buf) > 0 {
+			err = w.uploadPart(ctx, w.Buf)
 		}
 		if err == nil {
 			err = w.d.completeMultipartUpload(ctx, w.key, w.uploadID, w.parts)
@@ -182,32 +145,24 @@ func (w *writer) publish(ctx context.Context) error {
 			w.d.abort(w.key, w.uploadID)
 		}
 	}
-	w.uploadID, w.parts, w.buf = "", nil, nil
+	w.uploadID, w.parts, w.Buf = "", nil, nil
 	if err != nil {
-		w.err = err
 		return err
 	}
-	w.base, w.baseCarried, w.dirty, w.truncate = w.size, false, false, false
+	w.base, w.baseCarried = w.Written, false
 	return nil
 }
 
-func (w *writer) Close() error {
-	return w.WriterState.Close(DriverName, w.path, func() error { return w.publish(w.ctx) })
-}
+func (w *writer) Close() error { return w.WriterBase.Close(w.publish) }
 
-func (w *writer) Commit(ctx context.Context) error {
-	return w.WriterState.Commit(w.usable, func() error { return w.publish(ctx) })
-}
+func (w *writer) Commit(ctx context.Context) error { return w.WriterBase.Commit(ctx, w.publish) }
 
 func (w *writer) Cancel(ctx context.Context) error {
-	if err := w.Usable(DriverName, w.path); err != nil {
-		return err
-	}
-	w.Cancelled = true
-	if w.uploadID != "" {
-		w.d.abort(w.key, w.uploadID)
-		w.uploadID, w.parts = "", nil
-	}
-	w.buf = nil
-	return w.d.DeleteKeys(ctx, []string{w.key})
+	return w.WriterBase.Cancel(func() error {
+		if w.uploadID != "" {
+			w.d.abort(w.key, w.uploadID)
+			w.uploadID, w.parts = "", nil
+		}
+		return w.d.DeleteKeys(ctx, []string{w.key})
+	})
 }
