@@ -75,13 +75,23 @@ type GarbageCollectionReconciler struct {
 	Clock clock.PassiveClock
 }
 
-// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections/status,verbs=get;update;patch
+// RBAC (see registry_controller.go): runs are read from the cache, their
+// status patched, finished ones beyond the history limits deleted; the
+// collector Job is read without the cache, created, and deleted with its
+// running pod when a run fails; the hold and the retention rules are
+// applied to ConfigMaps, whose Secrets' versions the sync token reads
+// (podSyncToken); every transition is an Event (core/v1, through the
+// manager's recorder). finalizers/update: as for Registries, the Job and
+// the retention ConfigMap are controlled by the run.
+// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections,verbs=list;watch;delete
+// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections/status,verbs=patch
 // +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections/finalizers,verbs=update
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=berth.dev,resources=registries,verbs=list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // gcScope is what the phases of one reconcile share.
 type gcScope struct {

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -187,13 +186,12 @@ func (r *GarbageCollectionReconciler) ensureHold(ctx context.Context, s *gcScope
 	// an apply that races the Registry's deletion creates nothing that
 	// outlives it; releasing, it lets go of it (the Registry controller
 	// owns it too, so it stays).
+	var owner metav1.Object
 	if h != nil {
-		if err := controllerutil.SetControllerReference(reg, obj, r.Scheme()); err != nil {
-			return nil, err
-		}
+		owner = reg
 	}
-	if err := r.Patch(ctx, obj, ctrl.Apply, GCFieldOwner, ctrl.ForceOwnership); err != nil {
-		return nil, fmt.Errorf("applying the hold to ConfigMap %s: %w", obj.Name, err)
+	if err := r.children().apply(ctx, owner, obj); err != nil {
+		return nil, fmt.Errorf("the hold: %w", err)
 	}
 	verb := "Applied"
 	if h == nil {
@@ -451,13 +449,9 @@ func (r *GarbageCollectionReconciler) startCollector(ctx context.Context, s *gcS
 	}
 	deadline := s.gc.Status.HoldExpires.Add(-builders.CollectorDeadlineMargin)
 	job := builders.CollectorJob(s.reg, s.gc, rendered, r.RegistrydImage, node, deadline, s.now)
-	if err := controllerutil.SetControllerReference(s.gc, job, r.Scheme()); err != nil {
+	if err := r.children().create(ctx, s.gc, job); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-		return reconcile.Result{}, fmt.Errorf("creating Job %s: %w", job.Name, err)
-	}
-	log.FromContext(ctx).Info("Created Job", "name", job.Name, "node", node)
 	s.gc.Status.JobName = job.Name
 	s.event(corev1.EventTypeNormal, "CollectorStarted", fmt.Sprintf("Created Job %s", job.Name))
 	return reconcile.Result{RequeueAfter: collectInterval}, nil
@@ -470,11 +464,8 @@ func (r *GarbageCollectionReconciler) applyRetentionPolicy(ctx context.Context, 
 	if err != nil || cm == nil {
 		return err
 	}
-	if err := controllerutil.SetControllerReference(s.gc, cm, r.Scheme()); err != nil {
+	if err := r.children().apply(ctx, s.gc, cm); err != nil {
 		return err
-	}
-	if err := r.Patch(ctx, cm, ctrl.Apply, GCFieldOwner, ctrl.ForceOwnership); err != nil {
-		return fmt.Errorf("applying ConfigMap %s: %w", cm.Name, err)
 	}
 	log.FromContext(ctx).Info("Applied ConfigMap", "name", cm.Name, "rules", len(s.gc.Spec.Retention))
 	return nil

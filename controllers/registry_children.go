@@ -3,40 +3,22 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"slices"
-	"strings"
 
-	"github.com/robfig/cron/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/controllers/builders"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
-
-// AppliedHashAnnotation on every applied child is a hash of what the
-// operator last applied. A child whose annotation matches the desired
-// object, and whose live fields still hold every value the operator sets
-// (see putBack), is not applied again, so a reconcile with nothing to
-// change issues no write.
-const AppliedHashAnnotation = "berth.dev/applied-hash"
 
 // problem is something the user must fix; it becomes Degraded's reason and
 // message. Messages are stable (no timestamps), so writing them never
@@ -48,6 +30,7 @@ type registryScope struct {
 	reg        *berthv1alpha1.Registry
 	secrets    map[string]*corev1.Secret
 	rendered   *builders.Rendered
+	invalid    *builders.InvalidConfigError // why rendering refused the spec
 	configMap  *corev1.ConfigMap
 	deployment *appsv1.Deployment
 	problem    *problem
@@ -63,32 +46,21 @@ type registryScope struct {
 // beside config.yml (see the GC controller), which expires by itself.
 func effectiveReadOnly(reg *berthv1alpha1.Registry) bool { return reg.Spec.ReadOnly }
 
-// checkPolicies refuses specs the API server accepted but the operator
-// cannot honour (objects stored before a validation rule existed, a cron
-// expression the CRD pattern lets through, a missing cert-manager).
-func (r *RegistryReconciler) checkPolicies(_ context.Context, s *registryScope) error {
-	reg := s.reg
-	if builders.ReadWriteOnce(reg) && builders.Replicas(reg) > 1 {
-		s.problem = &problem{berthv1alpha1.ReasonInvalidStorage,
-			"spec.replicas: a ReadWriteOnce filesystem volume allows at most 1 replica"}
-		return nil
-	}
-	if gc := reg.Spec.GarbageCollection; gc != nil && gc.Schedule != "" {
-		if _, err := cron.ParseStandard(gc.Schedule); err != nil {
-			s.problem = &problem{berthv1alpha1.ReasonInvalidSchedule, fmt.Sprintf("spec.garbageCollection.schedule: %v", err)}
-			return nil
-		}
-	}
-	if t := reg.Spec.TLS; t != nil && t.IssuerRef != nil {
-		ok, err := r.hasKind(builders.CertificateGVK.Group, builders.CertificateGVK.Version, builders.CertificateGVK.Kind)
+// checkSpec evaluates specPolicies: specs the API server accepted but
+// the operator cannot honour (objects stored before a validation rule
+// existed, a cron expression the CRD pattern lets through, a missing
+// cert-manager).
+func (r *RegistryReconciler) checkSpec(_ context.Context, s *registryScope) error {
+	in := &policyInput{reg: s.reg}
+	if t := s.reg.Spec.TLS; t != nil && t.IssuerRef != nil {
+		gvk := builders.CertificateGVK
+		ok, err := r.hasKind(gvk.Group, gvk.Version, gvk.Kind)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			s.problem = &problem{berthv1alpha1.ReasonCertManagerMissing,
-				"spec.tls.issuerRef: the cert-manager Certificate CRD is not installed"}
-		}
+		in.certificateCRD = ok
 	}
+	s.problem = specPolicies.evaluate(in)
 	return nil
 }
 
@@ -104,45 +76,33 @@ func (r *RegistryReconciler) hasKind(group, version, kind string) (bool, error) 
 	return true, nil
 }
 
-// loadSecrets reads every Secret the spec references; a missing Secret or
-// key is the Registry's problem until it appears (the Secret watch brings
-// the Registry back).
+// loadSecrets reads every Secret the spec references (nil when missing).
 func (r *RegistryReconciler) loadSecrets(ctx context.Context, s *registryScope) error {
 	for _, ref := range builders.SecretRefs(s.reg) {
-		sec, ok := s.secrets[ref.Name]
-		if !ok {
-			sec = &corev1.Secret{}
-			err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: ref.Name}, sec)
-			switch {
-			case apierrors.IsNotFound(err):
-				sec = nil
-			case err != nil:
-				return err
-			}
-			s.secrets[ref.Name] = sec
+		if _, ok := s.secrets[ref.Name]; ok {
+			continue
 		}
-		if sec == nil {
-			s.problem = &problem{berthv1alpha1.ReasonSecretNotFound,
-				fmt.Sprintf("%s: Secret %q not found", ref.Field, ref.Name)}
-			return nil
+		sec := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: s.reg.Namespace, Name: ref.Name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			sec = nil
+		case err != nil:
+			return err
 		}
-		if _, ok := sec.Data[ref.Key]; !ok {
-			s.problem = &problem{berthv1alpha1.ReasonSecretKeyNotFound,
-				fmt.Sprintf("%s: Secret %q has no key %q", ref.Field, ref.Name, ref.Key)}
-			return nil
-		}
+		s.secrets[ref.Name] = sec
 	}
 	return nil
 }
 
-// render builds config.yml; a configuration registryd would refuse is the
-// Registry's problem.
+// render builds config.yml; a spec the renderer refuses is kept for
+// configPolicies.
 func (r *RegistryReconciler) render(_ context.Context, s *registryScope) error {
 	rendered, err := builders.Render(s.reg, effectiveReadOnly(s.reg))
 	var invalid *builders.InvalidConfigError
 	switch {
 	case errors.As(err, &invalid):
-		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, invalid.Error()}
+		s.invalid = invalid
 		return nil
 	case err != nil:
 		return err
@@ -151,34 +111,13 @@ func (r *RegistryReconciler) render(_ context.Context, s *registryScope) error {
 	return nil
 }
 
-// checkSupported refuses a rendered configuration that registryd would
-// refuse at start because it uses a feature the registryd release does not
-// implement yet (configuration.Implemented: the registryd of this operator's
-// release, which is also what spec.image is expected to run): the Registry
-// reports it instead of crash-looping pods, and no child is written, so
-// running pods keep their last good configuration.
-func (r *RegistryReconciler) checkSupported(_ context.Context, s *registryScope) error {
-	p, err := unsupportedProblem(s.rendered, configuration.Implemented())
-	if err != nil {
-		return err
-	}
-	s.problem = p
+// checkConfig evaluates configPolicies: a missing Secret or key, a config
+// registryd refuses or does not implement yet. No child is written after
+// a problem, so running pods keep their last good configuration.
+func (r *RegistryReconciler) checkConfig(_ context.Context, s *registryScope) error {
+	s.problem = configPolicies.evaluate(&policyInput{reg: s.reg, secrets: s.secrets,
+		rendered: s.rendered, invalid: s.invalid, support: configuration.Implemented()})
 	return nil
-}
-
-// unsupportedProblem is the problem of a rendered configuration that uses
-// what support lacks, naming every refused key; nil when registryd runs it.
-func unsupportedProblem(rendered *builders.Rendered, support configuration.Support) (*problem, error) {
-	err := builders.CheckSupported(rendered, support)
-	var unsupported *builders.UnsupportedConfigError
-	switch {
-	case err == nil:
-		return nil, nil
-	case errors.As(err, &unsupported):
-		return &problem{berthv1alpha1.ReasonUnsupportedConfig, unsupported.Error()}, nil
-	default:
-		return nil, err
-	}
 }
 
 // reconcileHTTPSecret creates the http secret once. It is never updated:
@@ -193,15 +132,7 @@ func (r *RegistryReconciler) reconcileHTTPSecret(ctx context.Context, s *registr
 	if _, err := rand.Read(value); err != nil {
 		return err
 	}
-	sec := builders.HTTPSecret(s.reg, []byte(hex.EncodeToString(value)))
-	if err := controllerutil.SetControllerReference(s.reg, sec, r.Scheme()); err != nil {
-		return err
-	}
-	if err := r.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	log.FromContext(ctx).Info("Created Secret", "name", name)
-	return nil
+	return r.children().create(ctx, s.reg, builders.HTTPSecret(s.reg, []byte(hex.EncodeToString(value))))
 }
 
 // reconcileHTPasswd hashes spec.auth.htpasswd.users into the generated
@@ -229,12 +160,12 @@ func (r *RegistryReconciler) reconcileHTPasswd(ctx context.Context, s *registryS
 		s.problem = &problem{berthv1alpha1.ReasonInvalidConfig, "spec.auth.htpasswd.users: " + err.Error()}
 		return nil //nolint:nilerr // the spec's error is reported in the status, not retried
 	}
-	_, err = r.apply(ctx, s.reg, builders.HTPasswdSecret(s.reg, file))
+	_, err = r.children().ensure(ctx, s.reg, builders.HTPasswdSecret(s.reg, file))
 	return err
 }
 
 func (r *RegistryReconciler) reconcileConfigMap(ctx context.Context, s *registryScope) error {
-	live, err := r.apply(ctx, s.reg, builders.ConfigMap(s.reg, s.rendered))
+	live, err := r.children().ensure(ctx, s.reg, builders.ConfigMap(s.reg, s.rendered))
 	if err != nil {
 		return err
 	}
@@ -244,7 +175,7 @@ func (r *RegistryReconciler) reconcileConfigMap(ctx context.Context, s *registry
 
 func (r *RegistryReconciler) reconcilePVC(ctx context.Context, s *registryScope) error {
 	if pvc := builders.PersistentVolumeClaim(s.reg); pvc != nil {
-		_, err := r.apply(ctx, s.reg, pvc)
+		_, err := r.children().ensure(ctx, s.reg, pvc)
 		return err
 	}
 	return nil
@@ -252,7 +183,7 @@ func (r *RegistryReconciler) reconcilePVC(ctx context.Context, s *registryScope)
 
 func (r *RegistryReconciler) reconcileDeployment(ctx context.Context, s *registryScope) error {
 	sum := builders.Checksum(s.rendered, builders.SecretRefs(s.reg), s.secrets)
-	live, err := r.apply(ctx, s.reg, builders.Deployment(s.reg, s.rendered, r.RegistrydImage, sum))
+	live, err := r.children().ensure(ctx, s.reg, builders.Deployment(s.reg, s.rendered, r.RegistrydImage, sum))
 	if err != nil {
 		return err
 	}
@@ -261,16 +192,16 @@ func (r *RegistryReconciler) reconcileDeployment(ctx context.Context, s *registr
 }
 
 func (r *RegistryReconciler) reconcileService(ctx context.Context, s *registryScope) error {
-	_, err := r.apply(ctx, s.reg, builders.Service(s.reg))
+	_, err := r.children().ensure(ctx, s.reg, builders.Service(s.reg))
 	return err
 }
 
 func (r *RegistryReconciler) reconcilePDB(ctx context.Context, s *registryScope) error {
 	if pdb := builders.PodDisruptionBudget(s.reg); pdb != nil {
-		_, err := r.apply(ctx, s.reg, pdb)
+		_, err := r.children().ensure(ctx, s.reg, pdb)
 		return err
 	}
-	return r.deleteOwned(ctx, s.reg, &policyv1.PodDisruptionBudget{}, builders.PDBName(s.reg))
+	return r.children().deleteOwned(ctx, s.reg, &policyv1.PodDisruptionBudget{}, builders.PDBName(s.reg))
 }
 
 // reconcileServiceMonitor applies the ServiceMonitor when prometheus-operator's
@@ -282,226 +213,20 @@ func (r *RegistryReconciler) reconcileServiceMonitor(ctx context.Context, s *reg
 		return err
 	}
 	if sm := builders.ServiceMonitor(s.reg); sm != nil {
-		_, err := r.apply(ctx, s.reg, sm)
+		_, err := r.children().ensure(ctx, s.reg, sm)
 		return err
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind})
-	return r.deleteOwned(ctx, s.reg, u, s.reg.Name)
+	return r.children().deleteOwned(ctx, s.reg, u, s.reg.Name)
 }
 
-// reconcileCertificate applies the cert-manager Certificate (checkPolicies
+// reconcileCertificate applies the cert-manager Certificate (checkSpec
 // made sure its CRD exists).
 func (r *RegistryReconciler) reconcileCertificate(ctx context.Context, s *registryScope) error {
 	if c := builders.Certificate(s.reg); c != nil {
-		_, err := r.apply(ctx, s.reg, c)
+		_, err := r.children().ensure(ctx, s.reg, c)
 		return err
 	}
-	return nil
-}
-
-// apply is the one place children are written: it sets the owner
-// reference and the applied hash, and server-side applies the object
-// unless the live one already carries the same hash and has not drifted
-// from it (a hand edit of a field the operator sets). It returns the live
-// object.
-func (r *RegistryReconciler) apply(ctx context.Context, reg *berthv1alpha1.Registry, obj client.Object) (client.Object, error) {
-	if err := controllerutil.SetControllerReference(reg, obj, r.Scheme()); err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:16])
-	annotations := obj.GetAnnotations()
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[AppliedHashAnnotation] = hash
-	obj.SetAnnotations(annotations)
-
-	live, err := r.newLike(obj)
-	if err != nil {
-		return nil, err
-	}
-	err = r.Get(ctx, client.ObjectKeyFromObject(obj), live)
-	switch {
-	case err == nil && live.GetAnnotations()[AppliedHashAnnotation] == hash:
-		return r.putBack(ctx, data, live)
-	case err != nil && !apierrors.IsNotFound(err):
-		return nil, err
-	}
-	if err := r.Patch(ctx, obj, client.Apply, FieldOwner, client.ForceOwnership); err != nil {
-		return nil, fmt.Errorf("applying %s %s: %w", kindOf(obj), obj.GetName(), err)
-	}
-	log.FromContext(ctx).Info("Applied "+kindOf(obj), "name", obj.GetName())
-	return obj, nil
-}
-
-// putBack corrects drift: a live child whose hash says it is what the
-// operator last applied, but whose fields someone edited since. Each
-// top-level section holding a field the operator sets whose live value
-// differs (see differs) is written back with a JSON merge patch of the
-// desired section: maps merge (what the API server or others added
-// stays), lists are replaced whole (an env var or a port added by hand
-// goes, as it would from `kubectl apply` of the object). Labels and
-// annotations are put back without touching the rest of metadata. A
-// PersistentVolumeClaim is never compared: its spec is immutable but for
-// a resize, which is the user's to make. Nothing is written when nothing
-// drifted.
-func (r *RegistryReconciler) putBack(ctx context.Context, desired []byte, live client.Object) (client.Object, error) {
-	if _, ok := live.(*corev1.PersistentVolumeClaim); ok {
-		return live, nil
-	}
-	var want, got map[string]any
-	if err := json.Unmarshal(desired, &want); err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(live)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, &got); err != nil {
-		return nil, err
-	}
-	patch := map[string]any{}
-	var fields []string
-	for key, w := range want {
-		switch key {
-		case "apiVersion", "kind", "status":
-			// TypeMeta is not filled in on typed objects read back, and
-			// status is never the operator's to set on a child.
-			continue
-		case "metadata":
-			wm, _ := w.(map[string]any)
-			gm, _ := got["metadata"].(map[string]any)
-			section := map[string]any{}
-			for _, k := range []string{"labels", "annotations"} {
-				if f := differs("metadata."+k, wm[k], gm[k]); f != "" {
-					section[k] = wm[k]
-					fields = append(fields, f)
-				}
-			}
-			if len(section) > 0 {
-				patch["metadata"] = section
-			}
-		default:
-			if f := differs(key, w, got[key]); f != "" {
-				patch[key] = w
-				fields = append(fields, f)
-			}
-		}
-	}
-	if len(patch) == 0 {
-		return live, nil
-	}
-	body, err := json.Marshal(patch)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(fields)
-	if err := r.Patch(ctx, live, client.RawPatch(types.MergePatchType, body), FieldOwner); err != nil {
-		return nil, fmt.Errorf("putting back %s %s (%s): %w", kindOf(live), live.GetName(), strings.Join(fields, ", "), err)
-	}
-	log.FromContext(ctx).Info("Put back a hand edit of "+kindOf(live), "name", live.GetName(), "fields", fields)
-	return live, nil
-}
-
-// differs names the first path under which want, the desired JSON value,
-// sets something got, the live one, lacks: "" when every value want sets
-// is in got. Values got adds are not compared (defaults, a cluster IP), an
-// empty string in want is an unset field of a typed object, and a list
-// must have want's length with each of want's elements found in it (in
-// any order for objects, whose server defaults differ element by element).
-func differs(path string, want, got any) string {
-	switch w := want.(type) {
-	case nil:
-		return ""
-	case string:
-		if w == "" {
-			return "" // an unset field of a typed object
-		}
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return path
-		}
-		for k, v := range w {
-			if p := differs(path+"."+k, v, g[k]); p != "" {
-				return p
-			}
-		}
-		return ""
-	case []any:
-		g, ok := got.([]any)
-		if !ok {
-			return path
-		}
-		if len(w) != len(g) {
-			return path
-		}
-		for i, v := range w {
-			if _, isObject := v.(map[string]any); !isObject {
-				if !equality.Semantic.DeepEqual(v, g[i]) {
-					return path
-				}
-				continue
-			}
-			if !slices.ContainsFunc(g, func(e any) bool { return differs("", v, e) == "" }) {
-				return fmt.Sprintf("%s[%d]", path, i)
-			}
-		}
-		return ""
-	}
-	if !equality.Semantic.DeepEqual(want, got) {
-		return path
-	}
-	return ""
-}
-
-func kindOf(obj client.Object) string {
-	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
-		return k
-	}
-	return fmt.Sprintf("%T", obj)
-}
-
-// newLike returns an empty object of obj's type (and GVK, for
-// unstructured objects).
-func (r *RegistryReconciler) newLike(obj client.Object) (client.Object, error) {
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		out := &unstructured.Unstructured{}
-		out.SetGroupVersionKind(u.GroupVersionKind())
-		return out, nil
-	}
-	gvk, err := r.GroupVersionKindFor(obj)
-	if err != nil {
-		return nil, err
-	}
-	o, err := r.Scheme().New(gvk)
-	if err != nil {
-		return nil, err
-	}
-	return o.(client.Object), nil
-}
-
-// deleteOwned deletes the named child if it exists and reg controls it.
-func (r *RegistryReconciler) deleteOwned(ctx context.Context, reg *berthv1alpha1.Registry, obj client.Object, name string) error {
-	err := r.Get(ctx, client.ObjectKey{Namespace: reg.Namespace, Name: name}, obj)
-	switch {
-	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
-		return nil
-	case err != nil:
-		return err
-	}
-	if !metav1.IsControlledBy(obj, reg) {
-		return nil
-	}
-	if err := r.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	log.FromContext(ctx).Info("Deleted", "kind", fmt.Sprintf("%T", obj), "name", name)
 	return nil
 }

@@ -52,26 +52,48 @@ type RegistryReconciler struct {
 	Prober ReplicaProber
 }
 
-// +kubebuilder:rbac:groups=berth.dev,resources=registries,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=berth.dev,resources=registries/status,verbs=get;update;patch
+// The manager's RBAC is the minimum its controllers use: rbac_test.go
+// fails on a grant no request of the suite makes unless it names the code
+// path that needs it. The manager's client reads typed objects from its
+// informers (list, watch) and writes children by server-side apply
+// (patch, which creates a missing object: create); the cert-manager and
+// prometheus-operator kinds are unstructured, which it reads directly
+// (get).
+//
+// Registries: read from the cache; get too because the Role of the
+// garbage collection trigger grants it (RBAC lets the manager grant only
+// what it holds). finalizers/update: children carry a controller
+// reference with blockOwnerDeletion, which clusters running the
+// OwnerReferencesPermissionEnforcement admission plugin (OpenShift) allow
+// only to who may update the owner's finalizers.
+// +kubebuilder:rbac:groups=berth.dev,resources=registries,verbs=get;list;watch
+// +kubebuilder:rbac:groups=berth.dev,resources=registries/status,verbs=patch
 // +kubebuilder:rbac:groups=berth.dev,resources=registries/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=configmaps;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections,verbs=get;list;watch
+//
+// Children: applied, never updated; deleted only where a spec change
+// removes them (deleteOwned). The http secret is created once.
+// +kubebuilder:rbac:groups="",resources=configmaps;services;persistentvolumeclaims;secrets,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;create;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;create;patch
+//
+// Pods: listed without the cache (listReplicas) and nudged (nudgePods).
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch
+//
+// GarbageCollections: the status reports the runs (loadRuns); create
+// because the trigger Role grants it.
+// +kubebuilder:rbac:groups=berth.dev,resources=garbagecollections,verbs=list;watch;create
 
 // Reconcile renders a Registry's children, applies them, and reports
-// status. The phases share a registryScope; a phase that finds a problem
-// the user must fix (a missing Secret, a config registryd refuses or does
-// not implement yet) records it in the scope and the remaining phases
-// leave the running registry as it is, so it keeps serving its last good
+// status. The phases share a registryScope; the check phases evaluate the
+// policy chains of registry_policies.go, and a problem the user must fix
+// (a missing Secret, a config registryd refuses or does not implement
+// yet) recorded in the scope stops the remaining phases, which leave the
+// running registry as it is, so it keeps serving its last good
 // configuration.
 func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	reg := &berthv1alpha1.Registry{}
@@ -85,11 +107,11 @@ func (r *RegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 	s := &registryScope{reg: reg, secrets: map[string]*corev1.Secret{}}
 	phases := []func(context.Context, *registryScope) error{
-		r.checkPolicies,
+		r.checkSpec,
 		r.reconcileCertificate,
 		r.loadSecrets,
 		r.render,
-		r.checkSupported,
+		r.checkConfig,
 		r.reconcileHTTPSecret,
 		r.reconcileHTPasswd,
 		r.reconcileConfigMap,

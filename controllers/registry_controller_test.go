@@ -12,8 +12,10 @@ import (
 	. "github.com/onsi/gomega"
 	"golang.org/x/crypto/bcrypt"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -389,6 +391,40 @@ var _ = Describe("Registry controller", func() {
 		Expect(k8sClient.Create(ctx, reg)).To(Succeed())
 		Eventually(condition(ns, "extra", berthv1alpha1.ConditionDegraded)).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonInvalidConfig))
 		Expect(condition(ns, "extra", berthv1alpha1.ConditionDegraded)().Message).To(ContainSubstring("storage.tag.concurency"))
+	})
+
+	It("deletes the PodDisruptionBudget and the schedule's CronJob and RBAC when the spec no longer asks for them", func() {
+		ns := newNamespace()
+		reg := &berthv1alpha1.Registry{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shrinking"},
+			Spec: berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](2),
+				Storage: berthv1alpha1.RegistryStorage{Filesystem: &berthv1alpha1.FilesystemStorage{
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}}},
+				GarbageCollection: &berthv1alpha1.GarbageCollectionPolicy{Schedule: "@daily"}},
+		}
+		Expect(k8sClient.Create(ctx, reg)).To(Succeed())
+		trigger := builders.GCTriggerName(reg)
+		children := []struct {
+			obj  client.Object
+			name string
+		}{
+			{&policyv1.PodDisruptionBudget{}, builders.PDBName(reg)},
+			{&batchv1.CronJob{}, builders.GCCronJobName(reg)},
+			{&corev1.ServiceAccount{}, trigger},
+			{&rbacv1.Role{}, trigger},
+			{&rbacv1.RoleBinding{}, trigger},
+		}
+		for _, c := range children {
+			Eventually(get(c.obj, ns, c.name)).Should(Succeed(), "%T %s", c.obj, c.name)
+		}
+
+		updateRegistry(ns, "shrinking", func(reg *berthv1alpha1.Registry) {
+			reg.Spec.Replicas = ptr.To[int32](1)
+			reg.Spec.GarbageCollection = nil
+		})
+		for _, c := range children {
+			Eventually(func() bool { return apierrors.IsNotFound(get(c.obj, ns, c.name)()) }).Should(BeTrue(), "%T %s is deleted", c.obj, c.name)
+		}
 	})
 
 	It("issues no write when it reconciles an unchanged Registry", func() {

@@ -37,21 +37,19 @@ func (r *RegistryReconciler) reconcileGCSchedule(ctx context.Context, s *registr
 			{&rbacv1.Role{}, builders.GCTriggerName(reg)},
 			{&corev1.ServiceAccount{}, builders.GCTriggerName(reg)},
 		} {
-			if err := r.deleteOwned(ctx, reg, c.obj, c.name); err != nil {
+			if err := r.children().deleteOwned(ctx, reg, c.obj, c.name); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if r.ManagerImage == "" {
-		s.problem = &problem{berthv1alpha1.ReasonManagerImageUnknown,
-			"spec.garbageCollection.schedule: the manager was started without its own image (--manager-image / MANAGER_IMAGE), which the schedule's CronJob runs"}
+	if s.problem = schedulePolicies.evaluate(&policyInput{reg: reg, managerImage: r.ManagerImage}); s.problem != nil {
 		return nil
 	}
 	for _, obj := range []client.Object{
 		builders.GCTriggerServiceAccount(reg), builders.GCTriggerRole(reg), builders.GCTriggerRoleBinding(reg), cron,
 	} {
-		if _, err := r.apply(ctx, reg, obj); err != nil {
+		if _, err := r.children().ensure(ctx, reg, obj); err != nil {
 			return err
 		}
 	}
