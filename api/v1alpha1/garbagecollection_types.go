@@ -246,10 +246,17 @@ type GarbageCollectionStatus struct {
 // +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.duration`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GarbageCollection struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   GarbageCollectionSpec   `json:"spec,omitempty"`
+	// spec describes the run. It is fixed once created: a run is a record
+	// of what was asked.
+	// +optional
+	Spec GarbageCollectionSpec `json:"spec,omitempty"`
+	// status is the observed state of the GarbageCollection.
+	// +optional
 	Status GarbageCollectionStatus `json:"status,omitempty"`
 }
 
@@ -273,8 +280,13 @@ func (gc *GarbageCollection) Active() bool {
 // +kubebuilder:object:root=true
 type GarbageCollectionList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []GarbageCollection `json:"items"`
+
+	// items are the listed GarbageCollection objects.
+	// +required
+	Items []GarbageCollection `json:"items"`
 }
 
 func init() {

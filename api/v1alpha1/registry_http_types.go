@@ -8,10 +8,10 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.htpasswd) && has(self.token))",message="spec.auth: set at most one of htpasswd and token"
 type RegistryAuth struct {
-	// Htpasswd checks basic credentials against a bcrypt htpasswd file.
+	// htpasswd checks basic credentials against a bcrypt htpasswd file.
 	// +optional
 	Htpasswd *HtpasswdAuth `json:"htpasswd,omitempty"`
-	// Token checks bearer tokens issued by an external token service.
+	// token checks bearer tokens issued by an external token service.
 	// +optional
 	Token *TokenAuth `json:"token,omitempty"`
 }
@@ -22,15 +22,15 @@ type RegistryAuth struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.secretRef) != (has(self.users) && size(self.users) > 0)",message="spec.auth.htpasswd: set exactly one of secretRef and users"
 type HtpasswdAuth struct {
-	// Realm of the basic auth challenge.
+	// realm of the basic auth challenge.
 	// +kubebuilder:default="Registry"
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Realm string `json:"realm,omitempty"`
-	// SecretRef is an existing htpasswd file (bcrypt entries).
+	// secretRef is an existing htpasswd file (bcrypt entries).
 	// +optional
 	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
-	// Users are hashed into a generated htpasswd Secret.
+	// users are hashed into a generated htpasswd Secret.
 	// +listType=map
 	// +listMapKey=username
 	// +kubebuilder:validation:MaxItems=256
@@ -40,11 +40,13 @@ type HtpasswdAuth struct {
 
 // HtpasswdUser is one user of a generated htpasswd file.
 type HtpasswdUser struct {
-	// Username; no colon.
+	// username; no colon.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:Pattern=`^[^:\s]+$`
+	// +required
 	Username string `json:"username"`
-	// PasswordSecretRef is the user's clear-text password.
+	// passwordSecretRef is the user's clear-text password.
+	// +required
 	PasswordSecretRef SecretKeyRef `json:"passwordSecretRef"`
 }
 
@@ -52,22 +54,25 @@ type HtpasswdUser struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.rootCertBundleSecretRef) || has(self.jwksSecretRef)",message="spec.auth.token: set rootCertBundleSecretRef or jwksSecretRef"
 type TokenAuth struct {
-	// Realm is the token service URL clients are sent to.
+	// realm is the token service URL clients are sent to.
 	// +kubebuilder:validation:Pattern=`^https?://`
+	// +required
 	Realm string `json:"realm"`
-	// Service is the audience tokens must name.
+	// service is the audience tokens must name.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Service string `json:"service"`
-	// Issuer tokens must name.
+	// issuer tokens must name.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Issuer string `json:"issuer"`
-	// RootCertBundleSecretRef holds the PEM certificates that sign tokens.
+	// rootCertBundleSecretRef holds the PEM certificates that sign tokens.
 	// +optional
 	RootCertBundleSecretRef *SecretKeyRef `json:"rootCertBundleSecretRef,omitempty"`
-	// JWKSSecretRef holds the JSON Web Key Set that signs tokens.
+	// jwksSecretRef holds the JSON Web Key Set that signs tokens.
 	// +optional
 	JWKSSecretRef *SecretKeyRef `json:"jwksSecretRef,omitempty"`
-	// SigningAlgorithms accepted; all of registryd's when empty.
+	// signingAlgorithms accepted; all of registryd's when empty.
 	// +optional
 	SigningAlgorithms []string `json:"signingAlgorithms,omitempty"`
 }
@@ -76,49 +81,50 @@ type TokenAuth struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) || has(self.issuerRef)",message="spec.tls: set secretName or issuerRef"
 type RegistryTLS struct {
-	// SecretName is a kubernetes.io/tls Secret (tls.crt, tls.key). With
+	// secretName is a kubernetes.io/tls Secret (tls.crt, tls.key). With
 	// issuerRef it is the Secret the cert-manager Certificate writes
 	// (default <registry>-tls).
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
-	// IssuerRef has cert-manager issue the certificate. Only used when the
+	// issuerRef has cert-manager issue the certificate. Only used when the
 	// cert-manager CRDs exist; otherwise the Registry is Degraded.
 	// +optional
 	IssuerRef *IssuerRef `json:"issuerRef,omitempty"`
-	// DNSNames of the cert-manager certificate, in addition to the Service's
+	// dnsNames of the cert-manager certificate, in addition to the Service's
 	// cluster names.
 	// +optional
 	DNSNames []string `json:"dnsNames,omitempty"`
-	// ClientCASecretRef is a PEM bundle of CAs for client certificates
+	// clientCASecretRef is a PEM bundle of CAs for client certificates
 	// (mutual TLS).
 	// +optional
 	ClientCASecretRef *SecretKeyRef `json:"clientCASecretRef,omitempty"`
-	// ClientAuth is the client certificate policy when clientCASecretRef is
+	// clientAuth is the client certificate policy when clientCASecretRef is
 	// set (default require-and-verify-client-cert).
 	// +kubebuilder:validation:Enum=request-client-cert;require-any-client-cert;verify-client-cert-if-given;require-and-verify-client-cert
 	// +optional
 	ClientAuth string `json:"clientAuth,omitempty"`
-	// MinimumVersion of TLS (default tls1.2).
+	// minimumVersion of TLS (default tls1.2).
 	// +kubebuilder:validation:Enum=tls1.2;tls1.3
 	// +optional
 	MinimumVersion string `json:"minimumVersion,omitempty"`
-	// CipherSuites allowed (TLS 1.2 names as Go spells them).
+	// cipherSuites allowed (TLS 1.2 names as Go spells them).
 	// +optional
 	CipherSuites []string `json:"cipherSuites,omitempty"`
 }
 
 // IssuerRef names a cert-manager issuer.
 type IssuerRef struct {
-	// Name of the issuer.
+	// name of the issuer.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Name string `json:"name"`
-	// Kind is Issuer or ClusterIssuer.
+	// kind is Issuer or ClusterIssuer.
 	// +kubebuilder:default=Issuer
 	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
 	// +optional
 	Kind string `json:"kind,omitempty"`
-	// Group of the issuer.
+	// group of the issuer.
 	// +kubebuilder:default="cert-manager.io"
 	// +optional
 	Group string `json:"group,omitempty"`
@@ -126,31 +132,31 @@ type IssuerRef struct {
 
 // RegistryHTTP are options of the HTTP server.
 type RegistryHTTP struct {
-	// Prefix before /v2/, starting and ending with "/".
+	// prefix before /v2/, starting and ending with "/".
 	// +kubebuilder:validation:Pattern=`^/(.*/)?$`
 	// +optional
 	Prefix string `json:"prefix,omitempty"`
-	// Host is the externally reachable URL used in Location headers.
+	// host is the externally reachable URL used in Location headers.
 	// +kubebuilder:validation:Pattern=`^https?://`
 	// +optional
 	Host string `json:"host,omitempty"`
-	// RelativeURLs makes Location headers relative.
+	// relativeURLs makes Location headers relative.
 	// +optional
 	RelativeURLs bool `json:"relativeURLs,omitempty"`
-	// DrainTimeout is how long in-flight requests may finish on shutdown
+	// drainTimeout is how long in-flight requests may finish on shutdown
 	// (default 30s). Pods get it, plus 10s before SIGTERM to leave the
 	// Service and 10s of margin, as their termination grace period.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	DrainTimeout *metav1.Duration `json:"drainTimeout,omitempty"`
-	// Headers added to every response.
+	// headers added to every response.
 	// +optional
 	Headers map[string][]string `json:"headers,omitempty"`
-	// HTTP2Disabled turns HTTP/2 over TLS off.
+	// http2Disabled turns HTTP/2 over TLS off.
 	// +optional
 	HTTP2Disabled bool `json:"http2Disabled,omitempty"`
-	// H2C serves HTTP/2 over cleartext.
+	// h2c serves HTTP/2 over cleartext.
 	// +optional
 	H2C bool `json:"h2c,omitempty"`
 }

@@ -8,16 +8,17 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="has(self.usernameSecretRef) == has(self.passwordSecretRef)",message="spec.proxy: set both usernameSecretRef and passwordSecretRef, or neither"
 type RegistryProxy struct {
-	// RemoteURL of the upstream registry.
+	// remoteURL of the upstream registry.
 	// +kubebuilder:validation:Pattern=`^https?://`
+	// +required
 	RemoteURL string `json:"remoteURL"`
-	// UsernameSecretRef is the upstream user.
+	// usernameSecretRef is the upstream user.
 	// +optional
 	UsernameSecretRef *SecretKeyRef `json:"usernameSecretRef,omitempty"`
-	// PasswordSecretRef is the upstream password.
+	// passwordSecretRef is the upstream password.
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
-	// TTL of cached content (default 168h; 0s never expires).
+	// ttl of cached content (default 168h; 0s never expires).
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional

@@ -11,60 +11,60 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.filesystem), has(self.emptyDir), has(self.inmemory), has(self.s3), has(self.azure), has(self.gcs)].filter(x, x).size() == 1",message="spec.storage: exactly one of filesystem, emptyDir, inmemory, s3, azure or gcs must be set"
 type RegistryStorage struct {
-	// Filesystem keeps data on a PersistentVolumeClaim the operator creates.
+	// filesystem keeps data on a PersistentVolumeClaim the operator creates.
 	// +optional
 	Filesystem *FilesystemStorage `json:"filesystem,omitempty"`
 
-	// EmptyDir keeps data in a pod-local emptyDir volume: lost with the pod.
+	// emptyDir keeps data in a pod-local emptyDir volume: lost with the pod.
 	// +optional
 	EmptyDir *EmptyDirStorage `json:"emptyDir,omitempty"`
 
-	// InMemory keeps data in registryd's memory: for tests only.
+	// inmemory keeps data in registryd's memory: for tests only.
 	// +optional
 	InMemory *InMemoryStorage `json:"inmemory,omitempty"`
 
-	// S3 keeps data in an S3 (or S3-compatible) bucket.
+	// s3 keeps data in an S3 (or S3-compatible) bucket.
 	// +optional
 	S3 *S3Storage `json:"s3,omitempty"`
 
-	// Azure keeps data in an Azure Blob Storage container.
+	// azure keeps data in an Azure Blob Storage container.
 	// +optional
 	Azure *AzureStorage `json:"azure,omitempty"`
 
-	// GCS keeps data in a Google Cloud Storage bucket.
+	// gcs keeps data in a Google Cloud Storage bucket.
 	// +optional
 	GCS *GCSStorage `json:"gcs,omitempty"`
 
-	// Delete allows deleting manifests and blobs by digest.
+	// delete allows deleting manifests and blobs by digest.
 	// +optional
 	Delete *StorageDelete `json:"delete,omitempty"`
 
-	// Cache configures the blob descriptor cache.
+	// cache configures the blob descriptor cache.
 	// +optional
 	Cache *StorageCache `json:"cache,omitempty"`
 
-	// UploadPurging removes abandoned uploads; on with registryd's defaults
+	// uploadPurging removes abandoned uploads; on with registryd's defaults
 	// when unset.
 	// +optional
 	UploadPurging *UploadPurging `json:"uploadPurging,omitempty"`
 
-	// Redirect configures redirects of blob downloads to the backend.
+	// redirect configures redirects of blob downloads to the backend.
 	// +optional
 	Redirect *StorageRedirect `json:"redirect,omitempty"`
 }
 
 // FilesystemStorage is registry storage on a PersistentVolumeClaim.
 type FilesystemStorage struct {
-	// Size of the volume.
+	// size of the volume.
 	// +kubebuilder:default="10Gi"
 	// +optional
 	Size *resource.Quantity `json:"size,omitempty"`
 
-	// StorageClassName of the claim; the cluster default when empty.
+	// storageClassName of the claim; the cluster default when empty.
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
-	// AccessModes of the claim. ReadWriteOnce limits the Registry to one
+	// accessModes of the claim. ReadWriteOnce limits the Registry to one
 	// replica and the Recreate strategy.
 	// +kubebuilder:default={"ReadWriteOnce"}
 	// +kubebuilder:validation:MinItems=1
@@ -74,7 +74,7 @@ type FilesystemStorage struct {
 
 // EmptyDirStorage is registry storage in a pod-local emptyDir volume.
 type EmptyDirStorage struct {
-	// SizeLimit of the volume.
+	// sizeLimit of the volume.
 	// +optional
 	SizeLimit *resource.Quantity `json:"sizeLimit,omitempty"`
 }
@@ -86,45 +86,47 @@ type InMemoryStorage struct{}
 //
 // +kubebuilder:validation:XValidation:rule="has(self.accessKeySecretRef) == has(self.secretKeySecretRef)",message="spec.storage.s3: set both accessKeySecretRef and secretKeySecretRef, or neither (instance credentials)"
 type S3Storage struct {
-	// Bucket name.
+	// bucket name.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Bucket string `json:"bucket"`
-	// Region of the bucket.
+	// region of the bucket.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Region string `json:"region"`
-	// RegionEndpoint is the endpoint of an S3-compatible service.
+	// regionEndpoint is the endpoint of an S3-compatible service.
 	// +kubebuilder:validation:Pattern=`^https?://`
 	// +optional
 	RegionEndpoint string `json:"regionEndpoint,omitempty"`
-	// ForcePathStyle addresses the bucket in the path, not the host name.
+	// forcePathStyle addresses the bucket in the path, not the host name.
 	// +optional
 	ForcePathStyle bool `json:"forcePathStyle,omitempty"`
-	// Encrypt objects at rest on the server side.
+	// encrypt objects at rest on the server side.
 	// +optional
 	Encrypt bool `json:"encrypt,omitempty"`
-	// KeyID is the KMS key of server-side encryption.
+	// keyID is the KMS key of server-side encryption.
 	// +optional
 	KeyID string `json:"keyID,omitempty"`
-	// Secure uses HTTPS to the endpoint (default true).
+	// secure uses HTTPS to the endpoint (default true).
 	// +optional
 	Secure *bool `json:"secure,omitempty"`
-	// SkipVerify skips TLS verification of the endpoint.
+	// skipVerify skips TLS verification of the endpoint.
 	// +optional
 	SkipVerify bool `json:"skipVerify,omitempty"`
-	// ChunkSize of multipart uploads, at least 5 MiB.
+	// chunkSize of multipart uploads, at least 5 MiB.
 	// +kubebuilder:validation:Minimum=5242880
 	// +optional
 	ChunkSize *int64 `json:"chunkSize,omitempty"`
-	// RootDirectory is the key prefix of all registry data.
+	// rootDirectory is the key prefix of all registry data.
 	// +optional
 	RootDirectory string `json:"rootDirectory,omitempty"`
-	// StorageClass of the objects.
+	// storageClass of the objects.
 	// +optional
 	StorageClass string `json:"storageClass,omitempty"`
-	// AccessKeySecretRef is the access key ID.
+	// accessKeySecretRef is the access key ID.
 	// +optional
 	AccessKeySecretRef *SecretKeyRef `json:"accessKeySecretRef,omitempty"`
-	// SecretKeySecretRef is the secret access key.
+	// secretKeySecretRef is the secret access key.
 	// +optional
 	SecretKeySecretRef *SecretKeyRef `json:"secretKeySecretRef,omitempty"`
 }
@@ -135,74 +137,82 @@ type S3Storage struct {
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.accountKeySecretRef) && has(self.clientSecret))",message="spec.storage.azure: set at most one of accountKeySecretRef and clientSecret"
 type AzureStorage struct {
-	// AccountName of the storage account.
+	// accountName of the storage account.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	AccountName string `json:"accountName"`
-	// Container name.
+	// container name.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Container string `json:"container"`
-	// Realm is the storage domain, core.windows.net by default.
+	// realm is the storage domain, core.windows.net by default.
 	// +optional
 	Realm string `json:"realm,omitempty"`
-	// ServiceURL overrides the blob service URL (e.g. an emulator).
+	// serviceURL overrides the blob service URL (e.g. an emulator).
 	// +kubebuilder:validation:Pattern=`^https?://`
 	// +optional
 	ServiceURL string `json:"serviceURL,omitempty"`
-	// RootDirectory is the blob prefix of all registry data.
+	// rootDirectory is the blob prefix of all registry data.
 	// +optional
 	RootDirectory string `json:"rootDirectory,omitempty"`
-	// AccountKeySecretRef is the shared account key.
+	// accountKeySecretRef is the shared account key.
 	// +optional
 	AccountKeySecretRef *SecretKeyRef `json:"accountKeySecretRef,omitempty"`
-	// ClientSecret authenticates as an Entra ID application.
+	// clientSecret authenticates as an Entra ID application.
 	// +optional
 	ClientSecret *AzureClientSecret `json:"clientSecret,omitempty"`
 }
 
 // AzureClientSecret is an Entra ID application's credentials.
 type AzureClientSecret struct {
-	// ClientID of the application.
+	// clientID of the application.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	ClientID string `json:"clientID"`
-	// TenantID of the application.
+	// tenantID of the application.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	TenantID string `json:"tenantID"`
-	// SecretRef is the client secret.
+	// secretRef is the client secret.
+	// +required
 	SecretRef SecretKeyRef `json:"secretRef"`
 }
 
 // GCSStorage is registry storage in a Google Cloud Storage bucket. Without
 // keyFileSecretRef the driver uses application default credentials.
 type GCSStorage struct {
-	// Bucket name.
+	// bucket name.
 	// +kubebuilder:validation:MinLength=1
+	// +required
 	Bucket string `json:"bucket"`
-	// RootDirectory is the object prefix of all registry data.
+	// rootDirectory is the object prefix of all registry data.
 	// +optional
 	RootDirectory string `json:"rootDirectory,omitempty"`
-	// ChunkSize of uploads, a multiple of 262144.
+	// chunkSize of uploads, a multiple of 262144.
 	// +kubebuilder:validation:Minimum=262144
 	// +kubebuilder:validation:MultipleOf=262144
 	// +optional
 	ChunkSize *int64 `json:"chunkSize,omitempty"`
-	// KeyFileSecretRef is a service account key (JSON), mounted as a file.
+	// keyFileSecretRef is a service account key (JSON), mounted as a file.
 	// +optional
 	KeyFileSecretRef *SecretKeyRef `json:"keyFileSecretRef,omitempty"`
 }
 
 // StorageDelete allows deleting content by digest.
 type StorageDelete struct {
-	// Enabled allows DELETE of manifests and blobs.
+	// enabled allows DELETE of manifests and blobs.
+	// +required
 	Enabled bool `json:"enabled"`
 }
 
 // StorageCache configures the blob descriptor cache.
 type StorageCache struct {
-	// BlobDescriptor is the cache kind; only inmemory is typed (redis needs
+	// blobDescriptor is the cache kind; only inmemory is typed (redis needs
 	// extraConfig).
 	// +kubebuilder:validation:Enum=inmemory
+	// +required
 	BlobDescriptor string `json:"blobDescriptor"`
-	// BlobDescriptorSize bounds the inmemory cache (0 means unbounded).
+	// blobDescriptorSize bounds the inmemory cache (0 means unbounded).
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	BlobDescriptorSize *int32 `json:"blobDescriptorSize,omitempty"`
@@ -210,26 +220,27 @@ type StorageCache struct {
 
 // UploadPurging removes abandoned uploads.
 type UploadPurging struct {
-	// Enabled turns purging on (default true).
+	// enabled turns purging on (default true).
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
-	// Age after which an upload is abandoned (default 168h).
+	// age after which an upload is abandoned (default 168h).
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	Age *metav1.Duration `json:"age,omitempty"`
-	// Interval between purges (default 24h).
+	// interval between purges (default 24h).
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
-	// DryRun logs what would be purged.
+	// dryRun logs what would be purged.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // StorageRedirect configures redirects to the storage backend.
 type StorageRedirect struct {
-	// Disable serves blobs through registryd instead of redirecting.
+	// disable serves blobs through registryd instead of redirecting.
+	// +required
 	Disable bool `json:"disable"`
 }

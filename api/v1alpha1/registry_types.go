@@ -52,13 +52,15 @@ const (
 
 // SecretKeyRef names one key of a Secret in the Registry's namespace.
 type SecretKeyRef struct {
-	// Name of the Secret.
+	// name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Name string `json:"name"`
-	// Key in the Secret's data.
+	// key in the Secret's data.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Key string `json:"key"`
 }
 
@@ -67,103 +69,104 @@ type SecretKeyRef struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.storage.filesystem) || !has(self.replicas) || self.replicas <= 1 || !has(self.storage.filesystem.accessModes) || !('ReadWriteOnce' in self.storage.filesystem.accessModes) || ('ReadWriteMany' in self.storage.filesystem.accessModes)",message="spec.replicas: a ReadWriteOnce filesystem volume allows at most 1 replica"
 // +kubebuilder:validation:XValidation:rule="!(has(self.storage.emptyDir) || has(self.storage.inmemory)) || !has(self.replicas) || self.replicas <= 1",message="spec.replicas: emptyDir and inmemory storage belong to one pod, so at most 1 replica"
 type RegistrySpec struct {
-	// Replicas is the number of registryd pods.
+	// replicas is the number of registryd pods.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// Image overrides the registryd image the operator was started with.
+	// image overrides the registryd image the operator was started with.
 	// +optional
 	Image string `json:"image,omitempty"`
 
-	// ImagePullPolicy of the registryd container.
+	// imagePullPolicy of the registryd container.
 	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	// +optional
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 
-	// ImagePullSecrets for the registryd image.
+	// imagePullSecrets for the registryd image.
 	// +optional
 	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
 
-	// Resources of the registryd container.
+	// resources of the registryd container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// NodeSelector of the registryd pods.
+	// nodeSelector of the registryd pods.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
-	// Tolerations of the registryd pods.
+	// tolerations of the registryd pods.
 	// +optional
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 
-	// Affinity of the registryd pods.
+	// affinity of the registryd pods.
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
 
-	// PodAnnotations are added to the registryd pods.
+	// podAnnotations are added to the registryd pods.
 	// +optional
 	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
 
-	// Storage says where the registry keeps blobs and manifests, and how the
+	// storage says where the registry keeps blobs and manifests, and how the
 	// storage layer behaves.
+	// +required
 	Storage RegistryStorage `json:"storage"`
 
-	// ReadOnly puts the registry in maintenance mode: every write is
+	// readOnly puts the registry in maintenance mode: every write is
 	// refused, every read keeps working. registryd applies it live, without
 	// restarting pods.
 	// +optional
 	ReadOnly bool `json:"readOnly,omitempty"`
 
-	// Auth selects how clients authenticate; anonymous when unset.
+	// auth selects how clients authenticate; anonymous when unset.
 	// +optional
 	Auth *RegistryAuth `json:"auth,omitempty"`
 
-	// TLS serves the registry over HTTPS.
+	// tls serves the registry over HTTPS.
 	// +optional
 	TLS *RegistryTLS `json:"tls,omitempty"`
 
-	// HTTP options of the registry server.
+	// http options of the registry server.
 	// +optional
 	HTTP *RegistryHTTP `json:"http,omitempty"`
 
-	// Log options of registryd.
+	// log options of registryd.
 	// +optional
 	Log *RegistryLog `json:"log,omitempty"`
 
-	// Proxy turns the registry into a pull-through cache of a remote registry.
+	// proxy turns the registry into a pull-through cache of a remote registry.
 	// +optional
 	Proxy *RegistryProxy `json:"proxy,omitempty"`
 
-	// Notifications sends registry events to HTTP endpoints.
+	// notifications sends registry events to HTTP endpoints.
 	// +optional
 	Notifications *RegistryNotifications `json:"notifications,omitempty"`
 
-	// Validation of pushed content.
+	// validation of pushed content.
 	// +optional
 	Validation *RegistryValidation `json:"validation,omitempty"`
 
-	// Health checks reported on /debug/health.
+	// health checks reported on /debug/health.
 	// +optional
 	Health *RegistryHealth `json:"health,omitempty"`
 
-	// Metrics exposes Prometheus metrics on the debug port.
+	// metrics exposes Prometheus metrics on the debug port.
 	// +optional
 	Metrics *RegistryMetrics `json:"metrics,omitempty"`
 
-	// GarbageCollection schedules garbage collection runs and keeps their
+	// garbageCollection schedules garbage collection runs and keeps their
 	// history bounded. Without it, runs are created by hand and the default
 	// history limits (3 succeeded, 1 failed) apply.
 	// +optional
 	GarbageCollection *GarbageCollectionPolicy `json:"garbageCollection,omitempty"`
 
-	// Service exposes the registry in the cluster.
+	// service exposes the registry in the cluster.
 	// +kubebuilder:default={}
 	// +optional
 	Service RegistryService `json:"service,omitempty"`
 
-	// ExtraConfig is the escape hatch for registryd configuration keys the
+	// extraConfig is the escape hatch for registryd configuration keys the
 	// typed spec does not cover. It is a config.yml fragment (for example
 	// {"health": {"tcp": [{"addr": "redis:6379"}]}}) deep-merged over the
 	// rendered configuration: maps merge key by key, any other value
@@ -179,62 +182,62 @@ type RegistrySpec struct {
 
 // RegistryService exposes the registry.
 type RegistryService struct {
-	// Type of the Service.
+	// type of the Service.
 	// +kubebuilder:default=ClusterIP
 	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
 	// +optional
 	Type corev1.ServiceType `json:"type,omitempty"`
-	// Port of the Service.
+	// port of the Service.
 	// +kubebuilder:default=5000
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	Port int32 `json:"port,omitempty"`
-	// NodePort with type NodePort or LoadBalancer.
+	// nodePort with type NodePort or LoadBalancer.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	NodePort int32 `json:"nodePort,omitempty"`
-	// Annotations of the Service.
+	// annotations of the Service.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // RegistryStatus is the observed state of a Registry.
 type RegistryStatus struct {
-	// ObservedGeneration is the generation the status describes.
+	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Progressing, Degraded, ReadOnly, GarbageCollecting.
+	// conditions: Ready, Progressing, Degraded, ReadOnly, GarbageCollecting.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// Replicas is the number of registryd pods.
+	// replicas is the number of registryd pods.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 
-	// ReadyReplicas is the number of registryd pods that serve.
+	// readyReplicas is the number of registryd pods that serve.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
-	// URL is where the registry is reached inside the cluster.
+	// url is where the registry is reached inside the cluster.
 	// +optional
 	URL string `json:"url,omitempty"`
 
-	// Storage is the kind of storage in use (filesystem, emptyDir, ...).
+	// storage is the kind of storage in use (filesystem, emptyDir, ...).
 	// +optional
 	Storage string `json:"storage,omitempty"`
 
-	// ReadOnly is whether the registry should refuse writes now
+	// readOnly is whether the registry should refuse writes now
 	// (spec.readOnly, or a GarbageCollection's hold); the ReadOnly
 	// condition says what the replicas report.
 	// +optional
 	ReadOnly bool `json:"readOnly,omitempty"`
 
-	// LastGarbageCollection summarises the last finished run.
+	// lastGarbageCollection summarises the last finished run.
 	// +optional
 	LastGarbageCollection *LastGarbageCollection `json:"lastGarbageCollection,omitempty"`
 }
@@ -277,10 +280,16 @@ type LastGarbageCollection struct {
 // +kubebuilder:printcolumn:name="Last-GC",type=date,JSONPath=`.status.lastGarbageCollection.completionTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Registry struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   RegistrySpec   `json:"spec,omitempty"`
+	// spec is the desired state of the Registry.
+	// +optional
+	Spec RegistrySpec `json:"spec,omitempty"`
+	// status is the observed state of the Registry.
+	// +optional
 	Status RegistryStatus `json:"status,omitempty"`
 }
 
@@ -289,8 +298,13 @@ type Registry struct {
 // +kubebuilder:object:root=true
 type RegistryList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []Registry `json:"items"`
+
+	// items are the listed Registry objects.
+	// +required
+	Items []Registry `json:"items"`
 }
 
 func init() {
