@@ -72,7 +72,7 @@ var _ = Describe("Registry API", func() {
 		Entry("a bad cron schedule", berthv1alpha1.RegistrySpec{Storage: emptyDir,
 			GarbageCollection: &berthv1alpha1.GarbageCollectionPolicy{Schedule: "every night"}}, "spec.garbageCollection.schedule"),
 		Entry("a bad duration", berthv1alpha1.RegistrySpec{Storage: emptyDir,
-			Proxy: &berthv1alpha1.RegistryProxy{RemoteURL: "https://r.example", TTL: &metav1.Duration{Duration: -1}}}, "spec.proxy.ttl"),
+			Proxy: &berthv1alpha1.RegistryProxy{RemoteURL: "https://r.example", TTL: &berthv1alpha1.Duration{Duration: -1}}}, "spec.proxy.ttl"),
 		Entry("a port out of range", berthv1alpha1.RegistrySpec{Storage: emptyDir,
 			Service: berthv1alpha1.RegistryService{Port: 70000}}, "spec.service.port"),
 		Entry("htpasswd from a Secret and users", berthv1alpha1.RegistrySpec{Storage: emptyDir,

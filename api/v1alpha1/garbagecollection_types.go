@@ -81,11 +81,9 @@ type GarbageCollectionSpec struct {
 	// stops deleting before that, and the run fails with reason Timeout.
 	// At least 10s.
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="spec.timeout must be at least 10s"
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout *Duration `json:"timeout,omitempty"`
 
 	// gracePeriod protects recent content: blobs, and with deleteUntagged
 	// untagged manifests, written less than gracePeriod before the
@@ -93,10 +91,8 @@ type GarbageCollectionSpec struct {
 	// the run (layers uploaded before the hold whose manifest is pushed
 	// after it). 0s turns it off.
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	GracePeriod *Duration `json:"gracePeriod,omitempty"`
 
 	// retention are the tag retention rules the run applies, in order:
 	// the tags they do not keep are deleted first (in a dry run, reported

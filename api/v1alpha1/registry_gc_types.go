@@ -1,9 +1,5 @@
 package v1alpha1
 
-import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
-
 // GarbageCollectionPolicy schedules GarbageCollection runs and bounds
 // how many finished runs are kept.
 //
@@ -31,18 +27,14 @@ type GarbageCollectionPolicy struct {
 	DryRun bool `json:"dryRun,omitempty"`
 	// timeout of each scheduled run (GarbageCollection spec.timeout; 1h
 	// when unset). At least 10s.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="spec.garbageCollection.timeout must be at least 10s"
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout *Duration `json:"timeout,omitempty"`
 	// gracePeriod of each scheduled run (GarbageCollection
 	// spec.gracePeriod; 1h when unset): content younger than this is never
 	// deleted.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	GracePeriod *Duration `json:"gracePeriod,omitempty"`
 	// retention is the tag retention policy of scheduled runs: an ordered
 	// list of rules saying which tags to keep; each run deletes the tags
 	// they do not keep, then collects what those tags held. Every

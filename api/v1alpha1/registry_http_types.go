@@ -1,9 +1,5 @@
 package v1alpha1
 
-import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
-
 // RegistryAuth selects at most one access controller.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.htpasswd) && has(self.token))",message="spec.auth: set at most one of htpasswd and token"
@@ -146,10 +142,8 @@ type RegistryHTTP struct {
 	// drainTimeout is how long in-flight requests may finish on shutdown
 	// (default 30s). Pods get it, plus 10s before SIGTERM to leave the
 	// Service and 10s of margin, as their termination grace period.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	DrainTimeout *metav1.Duration `json:"drainTimeout,omitempty"`
+	DrainTimeout *Duration `json:"drainTimeout,omitempty"`
 	// headers added to every response.
 	// +optional
 	Headers map[string][]string `json:"headers,omitempty"`

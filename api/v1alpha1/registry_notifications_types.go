@@ -1,9 +1,5 @@
 package v1alpha1
 
-import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
-
 // RegistryNotifications sends events to endpoints.
 type RegistryNotifications struct {
 	// includeReferences adds the references of manifests to events.
@@ -40,19 +36,15 @@ type NotificationEndpoint struct {
 	// +optional
 	HeadersFrom []HeaderFromSecret `json:"headersFrom,omitempty"`
 	// timeout of one delivery.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout *Duration `json:"timeout,omitempty"`
 	// threshold of failures before backing off.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Threshold *int32 `json:"threshold,omitempty"`
 	// backoff after threshold failures.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Backoff *metav1.Duration `json:"backoff,omitempty"`
+	Backoff *Duration `json:"backoff,omitempty"`
 	// ignoredMediaTypes are not sent.
 	// +optional
 	IgnoredMediaTypes []string `json:"ignoredMediaTypes,omitempty"`

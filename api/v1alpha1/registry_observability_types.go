@@ -1,9 +1,5 @@
 package v1alpha1
 
-import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
-
 // RegistryLog configures logging.
 type RegistryLog struct {
 	// level is error, warn, info or debug.
@@ -32,10 +28,8 @@ type StorageDriverHealth struct {
 	// +required
 	Enabled bool `json:"enabled"`
 	// interval between checks (default 10s).
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Interval *metav1.Duration `json:"interval,omitempty"`
+	Interval *Duration `json:"interval,omitempty"`
 	// threshold of failures before unhealthy.
 	// +kubebuilder:validation:Minimum=0
 	// +optional

@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // RegistryStorage selects exactly one storage backend and configures the
@@ -224,15 +223,11 @@ type UploadPurging struct {
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
 	// age after which an upload is abandoned (default 168h).
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Age *metav1.Duration `json:"age,omitempty"`
+	Age *Duration `json:"age,omitempty"`
 	// interval between purges (default 24h).
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Interval *metav1.Duration `json:"interval,omitempty"`
+	Interval *Duration `json:"interval,omitempty"`
 	// dryRun logs what would be purged.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`

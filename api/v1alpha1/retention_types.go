@@ -1,9 +1,5 @@
 package v1alpha1
 
-import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
-
 // RetentionRule says which tags to keep in the repositories it selects.
 // Rules are tried in order; the first whose repositories match a
 // repository applies to it, and a repository no rule matches keeps every
@@ -56,11 +52,9 @@ type RetentionRule struct {
 
 	// keepPushedWithin keeps the tags pushed within this duration of the
 	// run's start, e.g. "336h" for 14 days.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="keepPushedWithin must be positive"
 	// +optional
-	KeepPushedWithin *metav1.Duration `json:"keepPushedWithin,omitempty"`
+	KeepPushedWithin *Duration `json:"keepPushedWithin,omitempty"`
 
 	// deleteLastTag lets the rule delete every tag of a repository; by
 	// default the most recently pushed tag of a repository whose every tag

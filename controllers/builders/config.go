@@ -10,7 +10,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/registryd/configuration"
@@ -246,7 +245,7 @@ func secretVolumeName(secret string, n int) string {
 	return "secret-" + strconv.Itoa(n)
 }
 
-func duration(d *metav1.Duration) time.Duration {
+func duration(d *berthv1alpha1.Duration) time.Duration {
 	if d == nil {
 		return 0
 	}

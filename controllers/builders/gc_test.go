@@ -21,14 +21,14 @@ func gcFor(reg *berthv1alpha1.Registry, name string) *berthv1alpha1.GarbageColle
 	return &berthv1alpha1.GarbageCollection{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: reg.Namespace, UID: "0f6c3a1e-run"},
 		Spec: berthv1alpha1.GarbageCollectionSpec{RegistryName: reg.Name, DeleteUntagged: true,
-			Timeout: &metav1.Duration{Duration: time.Hour}, GracePeriod: &metav1.Duration{Duration: 30 * time.Minute}},
+			Timeout: &berthv1alpha1.Duration{Duration: time.Hour}, GracePeriod: &berthv1alpha1.Duration{Duration: 30 * time.Minute}},
 	}
 }
 
 func TestGCGolden(t *testing.T) {
 	reg := registry(goldenCases["filesystem-pvc"])
 	reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{
-		Schedule: "0 3 * * *", DeleteUntagged: true, Timeout: &metav1.Duration{Duration: 30 * time.Minute},
+		Schedule: "0 3 * * *", DeleteUntagged: true, Timeout: &berthv1alpha1.Duration{Duration: 30 * time.Minute},
 	}
 	rendered, err := Render(reg, false)
 	if err != nil {
@@ -149,7 +149,7 @@ func TestGCCronJob(t *testing.T) {
 		t.Error("a CronJob without a schedule")
 	}
 	reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{Schedule: "@daily", Suspend: true, DryRun: true,
-		GracePeriod: &metav1.Duration{Duration: 0}}
+		GracePeriod: &berthv1alpha1.Duration{Duration: 0}}
 	reg.Name = strings.Repeat("r", 60)
 	cron := GCCronJob(reg, "berth/manager:v9")
 	if len(cron.Name) > 52 {

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/registryd/retention"
 )
@@ -16,7 +14,7 @@ func int32p(n int32) *int32 { return &n }
 var exampleRules = []berthv1alpha1.RetentionRule{
 	{Repositories: []berthv1alpha1.RepositoryGlob{"ci/**"}, KeepTags: []berthv1alpha1.TagPattern{`v?[0-9]+\.[0-9]+\.[0-9]+`}, KeepMostRecentlyPushed: int32p(10)},
 	{Repositories: []berthv1alpha1.RepositoryGlob{"**"}, PruneTags: []berthv1alpha1.TagPattern{"nightly-.*"},
-		KeepPushedWithin: &metav1.Duration{Duration: 14 * 24 * time.Hour}, DeleteLastTag: true},
+		KeepPushedWithin: &berthv1alpha1.Duration{Duration: 14 * 24 * time.Hour}, DeleteLastTag: true},
 }
 
 // TestRetentionConfigMap: the policy the collector reads is the run's rules

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	berthv1alpha1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/registryd/configuration"
 )
@@ -22,8 +20,8 @@ func TestTerminationLeavesTimeToDrain(t *testing.T) {
 		graceSecs int64
 	}{
 		"default drain":  {nil, DefaultDrainTimeout, 50},
-		"spec drain":     {&berthv1alpha1.RegistryHTTP{DrainTimeout: &metav1.Duration{Duration: 2 * time.Minute}}, 2 * time.Minute, 140},
-		"no drain asked": {&berthv1alpha1.RegistryHTTP{DrainTimeout: &metav1.Duration{}}, 0, 20},
+		"spec drain":     {&berthv1alpha1.RegistryHTTP{DrainTimeout: &berthv1alpha1.Duration{Duration: 2 * time.Minute}}, 2 * time.Minute, 140},
+		"no drain asked": {&berthv1alpha1.RegistryHTTP{DrainTimeout: &berthv1alpha1.Duration{}}, 0, 20},
 		"http, no drain": {&berthv1alpha1.RegistryHTTP{RelativeURLs: true}, DefaultDrainTimeout, 50},
 	}
 	for name, tt := range tests {

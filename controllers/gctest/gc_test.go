@@ -109,7 +109,7 @@ var _ = Describe("A GarbageCollection run", func() {
 	It("times out, stops the collector and restores read-write", func() {
 		e := setup(ctx, 1, nil)
 		e.run("gc-slow", func(gc *berthv1alpha1.GarbageCollection) {
-			gc.Spec.Timeout = &metav1.Duration{Duration: 10 * time.Second}
+			gc.Spec.Timeout = &berthv1alpha1.Duration{Duration: 10 * time.Second}
 		})
 		e.waitPhase("gc-slow", berthv1alpha1.GCCollecting)
 		job := e.job("gc-slow")
@@ -365,7 +365,7 @@ var _ = Describe("A manager restarted mid-run", func() {
 	It("whose manager never comes back leaves no replica read-only past the timeout", func() {
 		e := setup(ctx, 1, nil)
 		e.run("gc-gone", func(gc *berthv1alpha1.GarbageCollection) {
-			gc.Spec.Timeout = &metav1.Duration{Duration: 10 * time.Second}
+			gc.Spec.Timeout = &berthv1alpha1.Duration{Duration: 10 * time.Second}
 		})
 		gc := e.waitPhase("gc-gone", berthv1alpha1.GCCollecting)
 		e.mgr.Stop()

@@ -78,7 +78,7 @@ func (e *env) run(name string, mutate func(*berthv1alpha1.GarbageCollection)) *b
 	gc := &berthv1alpha1.GarbageCollection{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns},
 		Spec: berthv1alpha1.GarbageCollectionSpec{RegistryName: e.reg.Name,
-			Timeout: &metav1.Duration{Duration: 5 * time.Minute}, GracePeriod: &metav1.Duration{}},
+			Timeout: &berthv1alpha1.Duration{Duration: 5 * time.Minute}, GracePeriod: &berthv1alpha1.Duration{}},
 	}
 	if mutate != nil {
 		mutate(gc)

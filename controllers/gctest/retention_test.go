@@ -26,7 +26,7 @@ var retentionRules = []berthv1alpha1.RetentionRule{
 	{Repositories: []berthv1alpha1.RepositoryGlob{"ci/**"}, KeepTags: []berthv1alpha1.TagPattern{`v?[0-9]+\.[0-9]+\.[0-9]+`},
 		KeepMostRecentlyPushed: ptrTo[int32](10)},
 	{Repositories: []berthv1alpha1.RepositoryGlob{"**"}, PruneTags: []berthv1alpha1.TagPattern{"nightly-.*"},
-		KeepPushedWithin: &metav1.Duration{Duration: 336 * time.Hour}},
+		KeepPushedWithin: &berthv1alpha1.Duration{Duration: 336 * time.Hour}},
 }
 
 // retentionSummaryJSON is a termination message of a run with rules.
@@ -41,7 +41,7 @@ var _ = Describe("Retention rules", func() {
 	It("travel from the Registry to each scheduled run, reach its collector and come back as counts", func() {
 		e := setup(ctx, 1, func(reg *berthv1alpha1.Registry) {
 			reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{Schedule: "0 3 * * *", Retention: retentionRules,
-				GracePeriod: &metav1.Duration{}}
+				GracePeriod: &berthv1alpha1.Duration{}}
 		})
 		By("the trigger, as its ServiceAccount, copying the Registry's rules into the run")
 		var out, errOut bytes.Buffer
@@ -148,7 +148,7 @@ var _ = Describe("The API server", func() {
 				r.KeepMostRecentlyPushed = ptrTo[int32](-1)
 			}),
 			"retention[1].keepPushedWithin: Invalid value: \"string\": keepPushedWithin must be positive": rule(func(r *berthv1alpha1.RetentionRule) {
-				r.KeepPushedWithin = &metav1.Duration{}
+				r.KeepPushedWithin = &berthv1alpha1.Duration{}
 			}),
 			"retention[1]: Invalid value: \"object\": the rule selects every tag and keeps none": rule(func(r *berthv1alpha1.RetentionRule) {
 				r.KeepMostRecentlyPushed = ptrTo[int32](0)

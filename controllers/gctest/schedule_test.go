@@ -28,8 +28,8 @@ var _ = Describe("A garbage collection schedule", func() {
 	It("creates a CronJob whose trigger may only create GarbageCollections and read its Registry, and removes it with the schedule", func() {
 		e := setup(ctx, 1, func(reg *berthv1alpha1.Registry) {
 			reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{
-				Schedule: "30 2 * * *", DeleteUntagged: true, Timeout: &metav1.Duration{Duration: 20 * time.Minute},
-				GracePeriod: &metav1.Duration{Duration: 2 * time.Hour},
+				Schedule: "30 2 * * *", DeleteUntagged: true, Timeout: &berthv1alpha1.Duration{Duration: 20 * time.Minute},
+				GracePeriod: &berthv1alpha1.Duration{Duration: 2 * time.Hour},
 			}
 		})
 		key := func(name string) client.ObjectKey { return client.ObjectKey{Namespace: e.ns, Name: name} }
@@ -101,7 +101,7 @@ var _ = Describe("A garbage collection schedule", func() {
 		Expect(out.String()).To(ContainSubstring("Created GarbageCollection " + e.ns + "/reg-gc-29401234"))
 		gc := e.get("reg-gc-29401234")
 		Expect(gc.Spec).To(Equal(berthv1alpha1.GarbageCollectionSpec{RegistryName: "reg", DeleteUntagged: true,
-			Timeout: &metav1.Duration{Duration: 45 * time.Minute}, GracePeriod: &metav1.Duration{Duration: 90 * time.Minute}}))
+			Timeout: &berthv1alpha1.Duration{Duration: 45 * time.Minute}, GracePeriod: &berthv1alpha1.Duration{Duration: 90 * time.Minute}}))
 		Expect(gc.Labels).To(HaveKeyWithValue(builders.TriggerLabel, "schedule"))
 
 		By("a retried trigger pod is a success that creates nothing new")
@@ -157,7 +157,7 @@ var _ = Describe("The API server", func() {
 		ctx := context.Background()
 		ns := newNamespace(ctx)
 		bad := map[string]*berthv1alpha1.GarbageCollection{
-			"spec.timeout must be at least 10s": {Spec: berthv1alpha1.GarbageCollectionSpec{RegistryName: "r", Timeout: &metav1.Duration{Duration: time.Second}}},
+			"spec.timeout must be at least 10s": {Spec: berthv1alpha1.GarbageCollectionSpec{RegistryName: "r", Timeout: &berthv1alpha1.Duration{Duration: time.Second}}},
 			"spec.registryName":                 {Spec: berthv1alpha1.GarbageCollectionSpec{}},
 		}
 		for want, gc := range bad {
@@ -181,7 +181,7 @@ var _ = Describe("The API server", func() {
 		err = k8sClient.Create(ctx, reg)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("spec.garbageCollection.schedule: required when"))
-		reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{Schedule: "@daily", Timeout: &metav1.Duration{Duration: 5 * time.Second}}
+		reg.Spec.GarbageCollection = &berthv1alpha1.GarbageCollectionPolicy{Schedule: "@daily", Timeout: &berthv1alpha1.Duration{Duration: 5 * time.Second}}
 		err = k8sClient.Create(ctx, reg)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("spec.garbageCollection.timeout must be at least 10s"))

@@ -61,8 +61,8 @@ func (o Options) GarbageCollection() *berthv1alpha1.GarbageCollection {
 			RegistryName:   o.Registry,
 			DeleteUntagged: o.DeleteUntagged,
 			DryRun:         o.DryRun,
-			Timeout:        &metav1.Duration{Duration: o.Timeout},
-			GracePeriod:    &metav1.Duration{Duration: o.GracePeriod},
+			Timeout:        &berthv1alpha1.Duration{Duration: o.Timeout},
+			GracePeriod:    &berthv1alpha1.Duration{Duration: o.GracePeriod},
 			Retention:      o.Retention,
 		},
 	}

@@ -238,7 +238,7 @@ func sampleRegistry(i int) *berthv1alpha1.Registry {
 				Filesystem: &berthv1alpha1.FilesystemStorage{Size: &size, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}},
 				Delete:     &berthv1alpha1.StorageDelete{Enabled: true},
 			},
-			GarbageCollection: &berthv1alpha1.GarbageCollectionPolicy{Schedule: "0 3 * * *", Timeout: &metav1.Duration{Duration: time.Hour}},
+			GarbageCollection: &berthv1alpha1.GarbageCollectionPolicy{Schedule: "0 3 * * *", Timeout: &berthv1alpha1.Duration{Duration: time.Hour}},
 		},
 	}
 }

@@ -57,8 +57,8 @@ spec: {registryName: %s, deleteUntagged: true, gracePeriod: 0s, timeout: 10m}
 
 	It("collects a two-replica Registry on a ReadWriteMany volume with mutual TLS and htpasswd, run from its CronJob", func() {
 		s := newGCScenario(2, corev1.ReadWriteMany, &berthv1alpha1.GarbageCollectionPolicy{
-			Schedule: "0 0 1 1 *", DeleteUntagged: true, GracePeriod: &metav1.Duration{},
-			Timeout: &metav1.Duration{Duration: 10 * time.Minute},
+			Schedule: "0 0 1 1 *", DeleteUntagged: true, GracePeriod: &berthv1alpha1.Duration{},
+			Timeout: &berthv1alpha1.Duration{Duration: 10 * time.Minute},
 		}, true)
 		Eventually(func() error {
 			return k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: s.ns, Name: s.reg + "-gc"}, &batchv1.CronJob{})

@@ -18,7 +18,6 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
@@ -38,10 +37,10 @@ var _ = Describe("Retention", Ordered, func() {
 				KeepMostRecentlyPushed: ptr.To[int32](2)},
 			// Nightly tags younger than 14 days anywhere else.
 			{Repositories: []berthv1alpha1.RepositoryGlob{"**"}, PruneTags: []berthv1alpha1.TagPattern{"nightly-.*"},
-				KeepPushedWithin: &metav1.Duration{Duration: 336 * time.Hour}},
+				KeepPushedWithin: &berthv1alpha1.Duration{Duration: 336 * time.Hour}},
 		}
 		s := newGCScenario(1, corev1.ReadWriteOnce, &berthv1alpha1.GarbageCollectionPolicy{
-			Schedule: "0 0 1 1 *", GracePeriod: &metav1.Duration{}, Timeout: &metav1.Duration{Duration: 10 * time.Minute},
+			Schedule: "0 0 1 1 *", GracePeriod: &berthv1alpha1.Duration{}, Timeout: &berthv1alpha1.Duration{Duration: 10 * time.Minute},
 			Retention: rules,
 		}, false)
 		Eventually(func() error {
