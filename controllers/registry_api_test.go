@@ -60,6 +60,10 @@ var _ = Describe("Registry API", func() {
 			Storage: berthv1alpha1.RegistryStorage{EmptyDir: &berthv1alpha1.EmptyDirStorage{}}}, "spec.replicas"),
 		Entry("two replicas on a ReadWriteOnce volume", berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](2),
 			Storage: berthv1alpha1.RegistryStorage{Filesystem: &berthv1alpha1.FilesystemStorage{}}}, "spec.replicas"),
+		Entry("more access modes than there are", berthv1alpha1.RegistrySpec{Storage: berthv1alpha1.RegistryStorage{
+			Filesystem: &berthv1alpha1.FilesystemStorage{AccessModes: []corev1.PersistentVolumeAccessMode{
+				corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod, corev1.ReadWriteOnce}}}},
+			"spec.storage.filesystem.accessModes"),
 		Entry("two replicas on emptyDir", berthv1alpha1.RegistrySpec{Replicas: ptr.To[int32](2),
 			Storage: emptyDir}, "spec.replicas"),
 		Entry("S3 without a bucket", berthv1alpha1.RegistrySpec{Storage: berthv1alpha1.RegistryStorage{

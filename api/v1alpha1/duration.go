@@ -11,6 +11,7 @@ import (
 // such as duration(self) >= duration('10s')).
 //
 // +kubebuilder:validation:Type=string
+// +kubebuilder:validation:MaxLength=64
 // +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 type Duration metav1.Duration
 

@@ -67,6 +67,7 @@ type FilesystemStorage struct {
 	// replica and the Recreate strategy.
 	// +kubebuilder:default={"ReadWriteOnce"}
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
 	// +optional
 	AccessModes []corev1.PersistentVolumeAccessMode `json:"accessModes,omitempty"`
 }
