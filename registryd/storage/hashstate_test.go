@@ -270,9 +270,15 @@ func TestUploadHashStateCommitFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(w, "def")
-		w.Commit(ctx)
-		w.Close()
+		if _, err := io.WriteString(w, "def"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.CommitUpload(ctx, "a", id, digest.FromString("abcdef")); err != nil {
 			t.Fatal(err)
 		}
@@ -297,6 +303,18 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 	return g.rest.Read(p)
 }
 
+// signalReader closes read on its first Read.
+type signalReader struct {
+	r    io.Reader
+	read chan struct{}
+	once sync.Once
+}
+
+func (s *signalReader) Read(p []byte) (int, error) {
+	s.once.Do(func() { close(s.read) })
+	return s.r.Read(p)
+}
+
 // Two appends to one upload at once, on the filesystem driver, are
 // serialised: the upload holds one body after the other, and commits
 // under the digest of what it holds.
@@ -315,8 +333,15 @@ func TestUploadConcurrentAppends(t *testing.T) {
 	errs := make([]error, 2)
 	wg.Go(func() { _, errs[0] = s.AppendUpload(ctx, "a", id, -1, g) })
 	<-g.started
-	wg.Go(func() { _, errs[1] = s.AppendUpload(ctx, "a", id, -1, strings.NewReader(b)) })
-	time.Sleep(100 * time.Millisecond) // the second append, unserialised, would write now
+	second := &signalReader{r: strings.NewReader(b), read: make(chan struct{})}
+	wg.Go(func() { _, errs[1] = s.AppendUpload(ctx, "a", id, -1, second) })
+	// Serialised, the second append does not read its body while the first
+	// is in flight; give it 100 ms to show that it would.
+	select {
+	case <-second.read:
+		t.Error("the second append read its body while the first was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
 	close(g.release)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
