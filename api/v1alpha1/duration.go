@@ -8,7 +8,8 @@ import (
 // "0s"), written and read as a JSON string the way metav1.Duration is.
 // The pattern is on the type so every duration field of the API checks
 // the same syntax at admission; a field adds its own bounds (a CEL rule
-// such as duration(self) >= duration('10s')).
+// such as duration(self) >= duration('10s')). MaxLength keeps the
+// string such a rule reads bounded; Go prints at most 24 characters.
 //
 // +kubebuilder:validation:Type=string
 // +kubebuilder:validation:MaxLength=64
