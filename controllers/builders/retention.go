@@ -44,7 +44,7 @@ func RetentionPolicy(rules []berthv1alpha1.RetentionRule) retention.Policy {
 			out.KeepMostRecentlyPushed = &keep
 		}
 		if d := r.KeepPushedWithin; d != nil {
-			out.KeepPushedWithin = d.Duration.String()
+			out.KeepPushedWithin = d.String()
 		}
 		p.Rules = append(p.Rules, out)
 	}
