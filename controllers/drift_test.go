@@ -79,10 +79,15 @@ var _ = Describe("Drift correction", func() {
 	// a shared volume) a PodDisruptionBudget.
 	// settled reports the Deployment's current generation rolled out (a
 	// put-back template bumps it) and waits for the Registry to be Ready,
-	// so the no-write check that follows sees no status left to write.
+	// so the no-write check that follows sees no status left to write. Ready
+	// may already be true from before the edit while the manager still
+	// handles the rollout it marked, so it also waits until one reconcile
+	// finds nothing to write (a controller that always writes never gets
+	// there; expectNoWrites then checks two more).
 	settled := func(ns, name string) {
 		markDeploymentReady(ns, name)
 		Eventually(condition(ns, name, berthv1alpha1.ConditionReady)).WithTimeout(waitLong).Should(haveStatusReason(metav1.ConditionTrue, berthv1alpha1.ReasonAvailable))
+		Eventually(func() int64 { return reconcileWrites(ns, name) }).WithTimeout(waitLong).Should(BeZero())
 	}
 
 	newRegistry := func() (string, *berthv1alpha1.Registry) {

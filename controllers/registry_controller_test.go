@@ -475,6 +475,16 @@ var _ = Describe("Registry controller", func() {
 	})
 })
 
+// reconcileWrites reconciles the Registry once with a counting client and
+// returns how many writes it made.
+func reconcileWrites(ns, name string) int64 {
+	counting := &countingClient{Client: directClient()}
+	r := &RegistryReconciler{Client: counting, RegistrydImage: "registryd:test"}
+	_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
+	Expect(err).NotTo(HaveOccurred())
+	return counting.writes.Load()
+}
+
 // expectNoWrites reconciles the Registry twice with a counting client and
 // expects no write: its children and status are already what they should
 // be. It returns the reconciler and request for further steps.
