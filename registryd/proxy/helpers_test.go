@@ -343,6 +343,17 @@ var noRetry = remote.WithRetryBackoff(remote.Backoff{Steps: 1})
 func waitStored(t *testing.T, root, d string) {
 	t.Helper()
 	testutil.Eventually(t, "the cache stores blob "+d, func() bool { return blobStored(root, d) })
+	// The data is in place before the store links it and removes its
+	// upload; wait for that too, so that nothing writes under root once
+	// the test ends and removes it.
+	testutil.Eventually(t, "the cache to finish storing blob "+d, func() bool {
+		left, err := filepath.Glob(filepath.Join(root, "docker/registry/v2/repositories/*/*/_uploads/*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		more, _ := filepath.Glob(filepath.Join(root, "docker/registry/v2/repositories/*/_uploads/*"))
+		return len(left)+len(more) == 0
+	})
 }
 
 // waitFile waits until path exists.
