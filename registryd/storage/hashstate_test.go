@@ -248,42 +248,37 @@ func TestUploadHashStateCommitFallback(t *testing.T) {
 		s := storage.New(drv)
 		id := newUpload(t, s, "a")
 		appendAll(t, s, "a", id, "abc")
-		w, err := drv.Writer(ctx, storage.UploadDataPath("a", id), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(w, "def"); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		growBehind(t, drv, "a", id, "def")
 		if _, err := s.CommitUpload(ctx, "a", id, digest.FromString("abc")); !errors.Is(err, storage.ErrDigestMismatch) {
 			t.Fatalf("commit under the digest of the first 3 bytes: %v", err)
 		}
 		id = newUpload(t, s, "a")
 		appendAll(t, s, "a", id, "abc")
-		w, err = drv.Writer(ctx, storage.UploadDataPath("a", id), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(w, "def"); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		growBehind(t, drv, "a", id, "def")
 		if _, err := s.CommitUpload(ctx, "a", id, digest.FromString("abcdef")); err != nil {
 			t.Fatal(err)
 		}
 		assertBlob(t, s, "a", digest.FromString("abcdef"), "abcdef")
 	})
+}
+
+// growBehind appends data to upload id's data file through the driver,
+// behind the store's back: the upload grows without a hash state.
+func growBehind(t *testing.T, drv driver.StorageDriver, name, id, data string) {
+	t.Helper()
+	w, err := drv.Writer(ctx, storage.UploadDataPath(name, id), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // gatedReader yields its first part, signals, and yields the rest once
