@@ -53,6 +53,7 @@ type hashLimiter struct {
 	waiters []chan bool // oldest first; receives true for a turn, false when dropped
 
 	arrived atomic.Int64 // checks that asked for a turn, for tests
+	granted atomic.Int64 // turns given, at once or handed over, for tests
 }
 
 func newHashLimiter() *hashLimiter {
@@ -69,6 +70,7 @@ func (l *hashLimiter) acquire() error {
 	l.mu.Lock()
 	if l.running < l.slots {
 		l.running++
+		l.granted.Add(1)
 		l.mu.Unlock()
 		return nil
 	}
@@ -96,6 +98,7 @@ func (l *hashLimiter) release() {
 	if n := len(l.waiters); n > 0 {
 		ch := l.waiters[n-1]
 		l.waiters = l.waiters[:n-1]
+		l.granted.Add(1)
 		ch <- true
 		return
 	}
