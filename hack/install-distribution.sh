@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # install-distribution.sh — install the CNCF Distribution registry at a pinned
 # version from the Go module proxy into bin/, for the compatibility tests and
-# benchmarks that run registryd beside it. Idempotent; prints the binary's path.
+# benchmarks that run registryd beside it, built as registryd is for them
+# (CGO_ENABLED=0, -trimpath, -ldflags "-s -w"; see internal/testutil). Idempotent;
+# prints the binary's path.
 set -euo pipefail
 
 DISTRIBUTION_VERSION="${DISTRIBUTION_VERSION:-v3.1.2}"
@@ -12,7 +14,7 @@ if [[ ! -x "${BIN}" ]]; then
   echo "install-distribution: go install github.com/distribution/distribution/v3/cmd/registry@${DISTRIBUTION_VERSION}" >&2
   tmp="$(mktemp -d)"
   trap 'rm -rf "${tmp}"' EXIT
-  (cd "${tmp}" && GOBIN="${tmp}" CGO_ENABLED=0 go install "github.com/distribution/distribution/v3/cmd/registry@${DISTRIBUTION_VERSION}")
+  (cd "${tmp}" && GOBIN="${tmp}" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/distribution/distribution/v3/cmd/registry@${DISTRIBUTION_VERSION}")
   mkdir -p "${ROOT}/bin"
   mv "${tmp}/registry" "${BIN}"
 fi

@@ -107,21 +107,40 @@ var (
 	regErr  string
 )
 
-// Registryd builds registryd from this tree once per test binary and
-// returns the binary's path.
+// Registryd builds registryd from this tree once per test binary, as
+// `make build` ships it (CGO_ENABLED=0, -trimpath, -ldflags "-s -w": the
+// benchmarks compare its memory with the Distribution registry's, built
+// the same way by hack/install-distribution.sh), and returns the binary's
+// path. Every package builds it to a file of its own under bin/test/ and
+// renames that over bin/test/registryd: one binary on disk however many
+// test binaries ran, none left in the temporary directory, and a process
+// already running the previous file keeps it.
 func Registryd(t testing.TB) string {
 	t.Helper()
 	regOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "registryd-bin-")
+		dir := filepath.Join(repoRoot(), "bin", "test")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			regErr = err.Error()
+			return
+		}
+		f, err := os.CreateTemp(dir, "registryd-*.tmp")
 		if err != nil {
 			regErr = err.Error()
 			return
 		}
-		regPath = filepath.Join(dir, "registryd")
-		cmd := exec.Command("go", "build", "-o", regPath, "./registryd")
-		cmd.Dir = RepoRoot(t)
+		tmp := f.Name()
+		f.Close()
+		defer os.Remove(tmp) // gone after the rename; left only by a failed build
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp, "./registryd")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			regErr = err.Error() + ": " + string(out)
+			return
+		}
+		regPath = filepath.Join(dir, "registryd")
+		if err := os.Rename(tmp, regPath); err != nil {
+			regErr = err.Error()
 		}
 	})
 	if regErr != "" {
