@@ -57,7 +57,8 @@ func WalkOptionsFrom(options ...WalkOption) WalkOptions {
 
 // WalkFallback implements Walk for any driver with List and Stat: it lists
 // each directory, sorts the children, stats each one and calls f, depth
-// first. Drivers without a cheaper native walk use it as their Walk.
+// first. Drivers without a cheaper native walk use it as their Walk. With
+// an EntryLister it stats only files and entries of unknown kind.
 //
 // An entry that disappears between List and Stat is skipped: a walk over a
 // live registry must not fail because an upload was purged under it.
@@ -79,15 +80,16 @@ func WalkFallback(ctx context.Context, d StorageDriver, from string, f WalkFn, o
 // walk must end early. With tolerateMissing a dir that vanished since it
 // was listed is an empty one.
 func walkDir(ctx context.Context, d StorageDriver, dir, hint string, f WalkFn, tolerateMissing bool) error {
-	children, err := d.List(ctx, dir)
+	children, err := listEntries(ctx, d, dir)
 	if tolerateMissing && errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(children, ComparePaths)
-	for _, child := range children {
+	slices.SortFunc(children, func(a, b DirEntry) int { return ComparePaths(a.Path, b.Path) })
+	for _, e := range children {
+		child := e.Path
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -100,12 +102,15 @@ func walkDir(ctx context.Context, d StorageDriver, dir, hint string, f WalkFn, t
 				report = false // the hint itself or an ancestor: descend only
 			}
 		}
-		fi, err := d.Stat(ctx, child)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
+		var fi FileInfo = FileInfoInternal{FileInfoFields{Path: child, IsDir: true}}
+		if e.Kind != EntryDir {
+			fi, err = d.Stat(ctx, child)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if report {
 			err := f(fi)
@@ -126,4 +131,51 @@ func walkDir(ctx context.Context, d StorageDriver, dir, hint string, f WalkFn, t
 		}
 	}
 	return nil
+}
+
+// EntryKind is what a listing knows of an entry without a stat.
+type EntryKind uint8
+
+const (
+	// EntryUnknown: the listing does not say (List, a symbolic link, a
+	// filesystem without d_type).
+	EntryUnknown EntryKind = iota
+	// EntryDir is a directory.
+	EntryDir
+	// EntryFile is a regular file.
+	EntryFile
+)
+
+// DirEntry is a child of a directory and what its listing knows of it.
+type DirEntry struct {
+	Path string
+	Kind EntryKind
+}
+
+// EntryLister is implemented by drivers whose listing knows each entry's
+// kind: the filesystem's getdents64 reports d_type. ListEntries is List
+// with the kinds. WalkFallback then stats only the files (for their size
+// and time) and the entries of unknown kind: a directory it did not stat
+// is reported with size 0 and a zero ModTime, which no walk of the store
+// reads (a directory's time is not part of the storage layout, and the
+// object stores have none).
+type EntryLister interface {
+	ListEntries(ctx context.Context, path string) ([]DirEntry, error)
+}
+
+// listEntries lists dir with ListEntries where d has it, else with List
+// and every kind unknown.
+func listEntries(ctx context.Context, d StorageDriver, dir string) ([]DirEntry, error) {
+	if el, ok := d.(EntryLister); ok {
+		return el.ListEntries(ctx, dir)
+	}
+	paths, err := d.List(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DirEntry, len(paths))
+	for i, p := range paths {
+		out[i] = DirEntry{Path: p}
+	}
+	return out, nil
 }

@@ -556,25 +556,47 @@ func (d *fsDriver) Stat(ctx context.Context, path string) (driver.FileInfo, erro
 }
 
 func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
+	entries, err := d.ListEntries(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Path
+	}
+	return out, nil
+}
+
+// ListEntries is List with what getdents64 says of each entry's kind
+// (driver.EntryLister): Walk then stats only files.
+func (d *fsDriver) ListEntries(ctx context.Context, path string) ([]driver.DirEntry, error) {
 	if err := d.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer d.release()
-	f, err := openFile(d.fullPath(path), os.O_RDONLY, 0)
+	entries, err := readDir(d.fullPath(path))
 	if err != nil {
-		return nil, d.mapErr(path, err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Op == "open" {
+			return nil, d.mapErr(path, err)
+		}
 		return nil, err // e.g. path is a file
 	}
 	prefix := strings.TrimSuffix(path, "/") + "/"
-	out := make([]string, 0, len(names))
-	for _, name := range names {
-		if child := prefix + name; driver.ValidPath(child) {
-			out = append(out, child)
+	out := make([]driver.DirEntry, 0, len(entries))
+	for _, e := range entries {
+		child := prefix + e.name
+		if !driver.ValidPath(child) {
+			continue
 		}
+		k := driver.EntryUnknown
+		switch e.kind {
+		case kindDir:
+			k = driver.EntryDir
+		case kindFile:
+			k = driver.EntryFile
+		}
+		out = append(out, driver.DirEntry{Path: child, Kind: k})
 	}
 	return out, nil
 }
@@ -624,34 +646,38 @@ func (d *fsDriver) Delete(ctx context.Context, path string) error {
 // removeTree removes directory dir and everything below it, like
 // os.RemoveAll, in fewer system calls for the small directories a
 // registry deletes by the thousand (a blob's directory holding data, a
-// link's holding link): one listing, one unlink per file, one rmdir.
-// os.RemoveAll first tries unlink and rmdir on the directory itself, and
-// opens each directory through the runtime's poller (open_unix.go); in a
-// garbage collection it was half of registryd's CPU. Entries that vanish
+// link's holding link): one listing (readDir: open, getdents64, close),
+// one unlink per file, one rmdir. os.RemoveAll first tries unlink and
+// rmdir on the directory itself, opens each directory through the
+// runtime's poller (open_unix.go) and removes each entry with os.Remove,
+// an unlink that fails before the rmdir for a directory; in a garbage
+// collection it was half of registryd's CPU. Entries that vanish
 // meanwhile are fine; anything unexpected (an entry added while it runs)
 // falls back to os.RemoveAll.
 func removeTree(dir string) error {
-	f, err := openFile(dir, os.O_RDONLY, 0)
+	entries, err := readDir(dir)
 	if err != nil {
-		return ignoreNotExist(err)
-	}
-	entries, err := f.ReadDir(-1)
-	f.Close()
-	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Op == "open" {
+			return ignoreNotExist(err)
+		}
 		return os.RemoveAll(dir)
 	}
 	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if e.IsDir() {
+		p := filepath.Join(dir, e.name)
+		switch e.kind {
+		case kindDir:
 			err = removeTree(p)
-		} else {
+		case kindFile:
+			err = ignoreNotExist(removeFile(p))
+		default:
 			err = ignoreNotExist(os.Remove(p))
 		}
 		if err != nil {
 			return os.RemoveAll(dir)
 		}
 	}
-	if err := ignoreNotExist(os.Remove(dir)); err != nil {
+	if err := ignoreNotExist(removeDir(dir)); err != nil {
 		return os.RemoveAll(dir)
 	}
 	return nil

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -309,5 +311,68 @@ func TestPutContentUnsynced(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(filepath.Join(root, tmpDirName)); err != nil || len(entries) != 0 {
 		t.Fatalf("temporary files left after a failure: %v, %v", entries, err)
+	}
+}
+
+// Walk takes each entry's kind from the directory listing and stats only
+// files and what the listing cannot tell: a symbolic link to a directory
+// (which a tree laid down by hand may hold) is still walked into, a link
+// to a file still reports the file's size, and a dangling link is skipped
+// as an entry gone between listing and stat.
+func TestWalkKindsFromListing(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	for _, dir := range []string{"w/dir", "elsewhere/sub"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, content := range map[string]string{"w/dir/file": "12345", "elsewhere/sub/inner": "abc", "elsewhere/target": "xy"} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"w/linkdir": "../elsewhere/sub", "w/linkfile": "../elsewhere/target", "w/dangling": "../nowhere"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := New(Parameters{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, ok := d.(interface{ Unwrap() driver.StorageDriver }).Unwrap().(driver.EntryLister)
+	if !ok {
+		t.Fatal("the filesystem driver lists no entry kinds")
+	}
+	entries, err := el.ListEntries(ctx, "/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]driver.EntryKind{}
+	for _, e := range entries {
+		kinds[e.Path] = e.Kind
+	}
+	want := map[string]driver.EntryKind{"/w/dir": driver.EntryDir, "/w/linkdir": driver.EntryUnknown, "/w/linkfile": driver.EntryUnknown, "/w/dangling": driver.EntryUnknown}
+	if !maps.Equal(kinds, want) {
+		t.Fatalf("ListEntries(/w) kinds = %v, want %v", kinds, want)
+	}
+	var got []string
+	err = d.Walk(ctx, "/w", func(fi driver.FileInfo) error {
+		got = append(got, fmt.Sprintf("%s dir=%v size=%d", fi.Path(), fi.IsDir(), fi.Size()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWalk := []string{
+		"/w/dir dir=true size=0",
+		"/w/dir/file dir=false size=5",
+		"/w/linkdir dir=true size=0",
+		"/w/linkdir/inner dir=false size=3",
+		"/w/linkfile dir=false size=2",
+	}
+	if !slices.Equal(got, wantWalk) {
+		t.Fatalf("Walk(/w) =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantWalk, "\n"))
 	}
 }

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package filesystem
+
+import "os"
+
+// readDir lists directory name with its entries' kinds (dirent_linux.go
+// reads them from getdents64 directly).
+func readDir(name string) ([]dirent, error) {
+	f, err := openFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dirent, 0, len(entries))
+	for _, e := range entries {
+		k := kindOther
+		switch t := e.Type(); {
+		case t.IsDir():
+			k = kindDir
+		case t.IsRegular():
+			k = kindFile
+		}
+		out = append(out, dirent{name: e.Name(), kind: k})
+	}
+	return out, nil
+}
+
+func removeFile(name string) error { return os.Remove(name) }
+func removeDir(name string) error  { return os.Remove(name) }
