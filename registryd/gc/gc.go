@@ -304,7 +304,15 @@ func (c *collector) run(ctx context.Context) error {
 	if c.expired() {
 		return fmt.Errorf("%w after marking: nothing was deleted", ErrDeadline)
 	}
+	// The walk of blobs/ only reads, and needs only the marks: it runs
+	// while the tags and manifests are deleted (a walk is CPU, those
+	// deletions mostly wait for the filesystem), and the blobs it finds
+	// are judged again once those deletions are done.
+	var walk blobWalk
+	var wg sync.WaitGroup
+	wg.Go(func() { walk = c.walkBlobs(ctx) })
 	failedTags := c.sweepManifests(ctx)
+	wg.Wait()
 	if c.expired() {
 		return c.stoppedError("tags and manifests")
 	}
@@ -312,7 +320,7 @@ func (c *collector) run(ctx context.Context) error {
 		return fmt.Errorf("%w: %d tags could not be deleted, so no blob was deleted (what those tags reach must stay)", ErrPartial, failedTags)
 	}
 	c.pruneReferrersIndexes(ctx)
-	if err := c.sweepBlobs(ctx); err != nil {
+	if err := c.sweepBlobs(ctx, walk); err != nil {
 		return fmt.Errorf("sweep blobs: %w", err)
 	}
 	if c.expired() {

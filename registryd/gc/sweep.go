@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -164,31 +165,46 @@ func (c *collector) isKept(d digest.Digest) bool {
 	return ok
 }
 
-// sweepBlobs walks blobs/ once and removes every blob outside the marked
-// set whose data is older than the grace period.
-func (c *collector) sweepBlobs(ctx context.Context) error {
-	var dead []Blob
-	marked, young := 0, 0
-	err := c.store.WalkBlobs(ctx, func(b storage.BlobInfo) error {
+// blobWalk is what walkBlobs found.
+type blobWalk struct {
+	dead          []Blob
+	marked, young int
+	err           error
+}
+
+// walkBlobs walks blobs/ once and lists every blob outside the marked set
+// whose data is older than the grace period. It runs while sweepManifests
+// deletes: sweepBlobs drops the blobs that a failed deletion made keep
+// meanwhile.
+func (c *collector) walkBlobs(ctx context.Context) blobWalk {
+	var w blobWalk
+	w.err = c.store.WalkBlobs(ctx, func(b storage.BlobInfo) error {
 		switch {
 		case c.isLive(b.Digest):
-			marked++
+			w.marked++
 		case c.isKept(b.Digest):
 		case c.isMarked(b.Digest) || c.isYoung(b.ModTime):
 			// Kept by the grace period: keepBlob keeps its _layers links.
-			young++
+			w.young++
 			c.keepBlob(b.Digest)
 		default:
-			dead = append(dead, Blob{Digest: b.Digest, Size: b.Size})
+			w.dead = append(w.dead, Blob{Digest: b.Digest, Size: b.Size})
 		}
 		return nil
 	})
-	c.sum.BlobsMarked = marked
-	c.sum.BlobsKeptYoung = young
-	if err != nil {
-		return err
+	return w
+}
+
+// sweepBlobs removes the dead blobs walkBlobs found, except those kept
+// since.
+func (c *collector) sweepBlobs(ctx context.Context, w blobWalk) error {
+	c.sum.BlobsMarked = w.marked
+	c.sum.BlobsKeptYoung = w.young
+	if w.err != nil {
+		return w.err
 	}
-	c.log.Info("Deleting blobs", "count", len(dead), "marked", marked, "keptYoung", young, "dryRun", c.opts.DryRun)
+	dead := slices.DeleteFunc(w.dead, func(b Blob) bool { return c.isKept(b.Digest) })
+	c.log.Info("Deleting blobs", "count", len(dead), "marked", w.marked, "keptYoung", w.young, "dryRun", c.opts.DryRun)
 	c.deleteBlobs(ctx, dead, func(b Blob, err error) {
 		if err != nil {
 			c.failUnlessStopped(fmt.Errorf("blob %s: %w", b.Digest, err))
