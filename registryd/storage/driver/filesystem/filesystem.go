@@ -556,33 +556,44 @@ func (d *fsDriver) Stat(ctx context.Context, path string) (driver.FileInfo, erro
 }
 
 func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
-	entries, err := d.ListEntries(ctx, path)
+	entries, prefix, err := d.readDir(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(entries))
-	for i, e := range entries {
-		out[i] = e.Path
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if child := prefix + e.name; driver.ValidPath(child) {
+			out = append(out, child)
+		}
 	}
 	return out, nil
 }
 
-// ListEntries is List with what getdents64 says of each entry's kind
-// (driver.EntryLister): Walk then stats only files.
-func (d *fsDriver) ListEntries(ctx context.Context, path string) ([]driver.DirEntry, error) {
+// readDir lists path for List and ListEntries, and returns the prefix of
+// its children's paths.
+func (d *fsDriver) readDir(ctx context.Context, path string) ([]dirent, string, error) {
 	if err := d.acquire(ctx); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer d.release()
 	entries, err := readDir(d.fullPath(path))
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) && pe.Op == "open" {
-			return nil, d.mapErr(path, err)
+			return nil, "", d.mapErr(path, err)
 		}
-		return nil, err // e.g. path is a file
+		return nil, "", err // e.g. path is a file
 	}
-	prefix := strings.TrimSuffix(path, "/") + "/"
+	return entries, strings.TrimSuffix(path, "/") + "/", nil
+}
+
+// ListEntries is List with what getdents64 says of each entry's kind
+// (driver.EntryLister): Walk then stats only files.
+func (d *fsDriver) ListEntries(ctx context.Context, path string) ([]driver.DirEntry, error) {
+	entries, prefix, err := d.readDir(ctx, path)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]driver.DirEntry, 0, len(entries))
 	for _, e := range entries {
 		child := prefix + e.name
