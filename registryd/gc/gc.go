@@ -308,10 +308,18 @@ func (c *collector) run(ctx context.Context) error {
 	// while the tags and manifests are deleted (a walk is CPU, those
 	// deletions mostly wait for the filesystem), and the blobs it finds
 	// are judged again once those deletions are done.
+	// When the sweep ends the run (the deadline, a failed tag), the walk
+	// is cancelled rather than waited for: on a large object store it
+	// could take minutes past the deadline.
 	var walk blobWalk
 	var wg sync.WaitGroup
-	wg.Go(func() { walk = c.walkBlobs(ctx) })
+	walkCtx, cancelWalk := context.WithCancel(ctx)
+	defer cancelWalk()
+	wg.Go(func() { walk = c.walkBlobs(walkCtx) })
 	failedTags := c.sweepManifests(ctx)
+	if c.expired() || failedTags > 0 {
+		cancelWalk()
+	}
 	wg.Wait()
 	if c.expired() {
 		return c.stoppedError("tags and manifests")

@@ -167,26 +167,26 @@ func (c *collector) isKept(d digest.Digest) bool {
 
 // blobWalk is what walkBlobs found.
 type blobWalk struct {
-	dead          []Blob
-	marked, young int
-	err           error
+	marked int
+	// dead are unmarked and old; young are kept by the grace period
+	// (marked only through young manifests, or data modified within it).
+	dead  []Blob
+	young []digest.Digest
+	err   error
 }
 
-// walkBlobs walks blobs/ once and lists every blob outside the marked set
-// whose data is older than the grace period. It runs while sweepManifests
-// deletes: sweepBlobs drops the blobs that a failed deletion made keep
-// meanwhile.
+// walkBlobs walks blobs/ once and sorts every blob by the marks: live,
+// young or dead. It runs while sweepManifests deletes, so it does not look
+// at the blobs a failed deletion keeps: sweepBlobs does, once both are
+// done.
 func (c *collector) walkBlobs(ctx context.Context) blobWalk {
 	var w blobWalk
 	w.err = c.store.WalkBlobs(ctx, func(b storage.BlobInfo) error {
 		switch {
 		case c.isLive(b.Digest):
 			w.marked++
-		case c.isKept(b.Digest):
 		case c.isMarked(b.Digest) || c.isYoung(b.ModTime):
-			// Kept by the grace period: keepBlob keeps its _layers links.
-			w.young++
-			c.keepBlob(b.Digest)
+			w.young = append(w.young, b.Digest)
 		default:
 			w.dead = append(w.dead, Blob{Digest: b.Digest, Size: b.Size})
 		}
@@ -199,12 +199,19 @@ func (c *collector) walkBlobs(ctx context.Context) blobWalk {
 // since.
 func (c *collector) sweepBlobs(ctx context.Context, w blobWalk) error {
 	c.sum.BlobsMarked = w.marked
-	c.sum.BlobsKeptYoung = w.young
+	young := 0
+	for _, d := range w.young {
+		if !c.isKept(d) { // else kept by a failed deletion, and not counted as young
+			young++
+			c.keepBlob(d) // keepBlob keeps its _layers links
+		}
+	}
+	c.sum.BlobsKeptYoung = young
 	if w.err != nil {
 		return w.err
 	}
 	dead := slices.DeleteFunc(w.dead, func(b Blob) bool { return c.isKept(b.Digest) })
-	c.log.Info("Deleting blobs", "count", len(dead), "marked", w.marked, "keptYoung", w.young, "dryRun", c.opts.DryRun)
+	c.log.Info("Deleting blobs", "count", len(dead), "marked", w.marked, "keptYoung", young, "dryRun", c.opts.DryRun)
 	c.deleteBlobs(ctx, dead, func(b Blob, err error) {
 		if err != nil {
 			c.failUnlessStopped(fmt.Errorf("blob %s: %w", b.Digest, err))
