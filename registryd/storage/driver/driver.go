@@ -119,10 +119,12 @@ func (fi FileInfoInternal) Size() int64        { return fi.FileInfoFields.Size }
 func (fi FileInfoInternal) ModTime() time.Time { return fi.FileInfoFields.ModTime }
 func (fi FileInfoInternal) IsDir() bool        { return fi.FileInfoFields.IsDir }
 
-// WalkFn is called for every entry Walk visits. Returning ErrSkipDir for a
-// directory skips its children (for a file, the rest of its directory);
-// returning ErrFilledBuffer stops the walk without error; any other error
-// stops the walk and is returned by Walk.
+// WalkFn is called for every entry Walk visits. A directory's FileInfo may
+// carry a zero ModTime (see EntryLister): only files' are part of the
+// storage layout. Returning ErrSkipDir for a directory skips its children
+// (for a file, the rest of its directory); returning ErrFilledBuffer stops
+// the walk without error; any other error stops the walk and is returned by
+// Walk.
 type WalkFn func(fi FileInfo) error
 
 // WalkOptions tune a walk.

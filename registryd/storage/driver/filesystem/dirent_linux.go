@@ -24,9 +24,22 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, direntBufSize); r
 // one per blob, and deleting a blob or a link lists its directory.
 //
 // A path that is not a directory fails with ENOTDIR from getdents64, as
-// os.File's listing does (the open does not ask for O_DIRECTORY).
+// os.File's listing does (the open does not ask for O_DIRECTORY). A
+// symbolic link is followed; see readDirNoFollow.
 func readDir(name string) ([]dirent, error) {
-	fd, err := openFD(name)
+	return readDirFlags(name, 0)
+}
+
+// readDirNoFollow is readDir for deleting: it opens name with O_NOFOLLOW
+// and O_DIRECTORY, so that a directory replaced by a symbolic link since
+// it was looked at fails the open (ELOOP or ENOTDIR) instead of listing
+// the link's target, whose entries the caller would then delete.
+func readDirNoFollow(name string) ([]dirent, error) {
+	return readDirFlags(name, syscall.O_NOFOLLOW|syscall.O_DIRECTORY)
+}
+
+func readDirFlags(name string, flags int) ([]dirent, error) {
+	fd, err := openFD(name, flags)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
@@ -50,9 +63,9 @@ func readDir(name string) ([]dirent, error) {
 	}
 }
 
-func openFD(name string) (int, error) {
+func openFD(name string, flags int) (int, error) {
 	for {
-		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)
 		if err != syscall.EINTR {
 			return fd, err
 		}

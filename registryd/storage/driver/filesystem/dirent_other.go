@@ -2,7 +2,10 @@
 
 package filesystem
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // readDir lists directory name with its entries' kinds (dirent_linux.go
 // reads them from getdents64 directly).
@@ -29,6 +32,22 @@ func readDir(name string) ([]dirent, error) {
 	}
 	return out, nil
 }
+
+// readDirNoFollow is readDir for deleting: a symbolic link is refused,
+// not followed (checked before the open here; dirent_linux.go has the
+// open refuse it).
+func readDirNoFollow(name string) ([]dirent, error) {
+	fi, err := os.Lstat(name)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	if !fi.IsDir() {
+		return nil, &os.PathError{Op: "open", Path: name, Err: errNotDir}
+	}
+	return readDir(name)
+}
+
+var errNotDir = errors.New("not a directory")
 
 func removeFile(name string) error { return os.Remove(name) }
 func removeDir(name string) error  { return os.Remove(name) }

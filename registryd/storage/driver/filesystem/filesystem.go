@@ -579,10 +579,14 @@ func (d *fsDriver) readDir(ctx context.Context, path string) ([]dirent, string, 
 	entries, err := readDir(d.fullPath(path))
 	if err != nil {
 		var pe *os.PathError
-		if errors.As(err, &pe) && pe.Op == "open" {
+		switch {
+		case errors.As(err, &pe) && pe.Op == "open":
 			return nil, "", d.mapErr(path, err)
+		case errors.Is(err, syscall.ENOENT):
+			// getdents64 of a directory deleted since it was opened.
+			return nil, "", d.notFound(path)
 		}
-		return nil, "", err // e.g. path is a file
+		return nil, "", err // e.g. path is a file (ENOTDIR)
 	}
 	return entries, strings.TrimSuffix(path, "/") + "/", nil
 }
@@ -666,12 +670,15 @@ func (d *fsDriver) Delete(ctx context.Context, path string) error {
 // meanwhile are fine; anything unexpected (an entry added while it runs)
 // falls back to os.RemoveAll.
 func removeTree(dir string) error {
-	entries, err := readDir(dir)
+	entries, err := readDirNoFollow(dir)
 	if err != nil {
 		var pe *os.PathError
-		if errors.As(err, &pe) && pe.Op == "open" {
-			return ignoreNotExist(err)
+		if errors.As(err, &pe) && pe.Op == "open" && errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
+		// Not a directory any more (a symbolic link put in its place:
+		// os.RemoveAll removes the link, never what it points at), or
+		// anything else unexpected.
 		return os.RemoveAll(dir)
 	}
 	for _, e := range entries {

@@ -376,3 +376,31 @@ func TestWalkKindsFromListing(t *testing.T) {
 		t.Fatalf("Walk(/w) =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantWalk, "\n"))
 	}
 }
+
+// Deleting a directory that a symbolic link replaced after Delete looked
+// at it (removeTree is what runs then) removes the link and never what it
+// points at.
+func TestRemoveTreeNeverFollowsALink(t *testing.T) {
+	root := t.TempDir()
+	other := filepath.Join(root, "other")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	precious := filepath.Join(other, "precious")
+	if err := os.WriteFile(precious, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "blob")
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeTree(link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the link is still there: %v", err)
+	}
+	if _, err := os.Stat(precious); err != nil {
+		t.Fatalf("removeTree followed the link: %v", err)
+	}
+}
