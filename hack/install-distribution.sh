@@ -8,7 +8,9 @@ set -euo pipefail
 
 DISTRIBUTION_VERSION="${DISTRIBUTION_VERSION:-v3.1.2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${ROOT}/bin/distribution-registry-${DISTRIBUTION_VERSION}"
+# The name says how it was built, so that a binary built otherwise before is
+# not taken for it.
+BIN="${ROOT}/bin/distribution-registry-${DISTRIBUTION_VERSION}-trimpath-s-w"
 
 if [[ ! -x "${BIN}" ]]; then
   echo "install-distribution: go install github.com/distribution/distribution/v3/cmd/registry@${DISTRIBUTION_VERSION}" >&2

@@ -130,16 +130,17 @@ func Registryd(t testing.TB) string {
 		}
 		tmp := f.Name()
 		f.Close()
-		defer os.Remove(tmp) // gone after the rename; left only by a failed build
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp, "./registryd")
 		cmd.Dir = repoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Remove(tmp)
 			regErr = err.Error() + ": " + string(out)
 			return
 		}
 		regPath = filepath.Join(dir, "registryd")
 		if err := os.Rename(tmp, regPath); err != nil {
+			os.Remove(tmp)
 			regErr = err.Error()
 		}
 	})
