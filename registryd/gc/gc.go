@@ -307,8 +307,8 @@ func (c *collector) run(ctx context.Context) error {
 	// The walk of blobs/ only reads, and needs only the marks: it runs
 	// while the tags and manifests are deleted (a walk is CPU, those
 	// deletions mostly wait for the filesystem), and the blobs it finds
-	// are judged again once those deletions are done.
-	// When the sweep ends the run (the deadline, a failed tag), the walk
+	// are judged again once those deletions are done. When the sweep ends
+	// the run (the deadline, a failed tag), the walk
 	// is cancelled rather than waited for: on a large object store it
 	// could take minutes past the deadline.
 	var walk blobWalk

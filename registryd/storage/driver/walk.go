@@ -103,7 +103,7 @@ func walkDir(ctx context.Context, d StorageDriver, dir, hint string, f WalkFn, t
 			}
 		}
 		var fi FileInfo = FileInfoInternal{FileInfoFields{Path: child, IsDir: true}}
-		if e.Kind != EntryDir {
+		if !e.IsDir {
 			fi, err = d.Stat(ctx, child)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -133,38 +133,28 @@ func walkDir(ctx context.Context, d StorageDriver, dir, hint string, f WalkFn, t
 	return nil
 }
 
-// EntryKind is what a listing knows of an entry without a stat.
-type EntryKind uint8
-
-const (
-	// EntryUnknown: the listing does not say (List, a symbolic link, a
-	// filesystem without d_type).
-	EntryUnknown EntryKind = iota
-	// EntryDir is a directory.
-	EntryDir
-	// EntryFile is a regular file.
-	EntryFile
-)
-
 // DirEntry is a child of a directory and what its listing knows of it.
 type DirEntry struct {
 	Path string
-	Kind EntryKind
+	// IsDir: the listing says it is a directory. False is a file or an
+	// entry of unknown kind (List, a symbolic link, a filesystem without
+	// d_type), which WalkFallback stats.
+	IsDir bool
 }
 
-// EntryLister is implemented by drivers whose listing knows each entry's
-// kind: the filesystem's getdents64 reports d_type. ListEntries is List
-// with the kinds. WalkFallback then stats only the files (for their size
-// and time) and the entries of unknown kind: a directory it did not stat
-// is reported with size 0 and a zero ModTime, which no walk of the store
-// reads (a directory's time is not part of the storage layout, and the
+// EntryLister is implemented by drivers whose listing knows which entries
+// are directories: the filesystem's getdents64 reports d_type. ListEntries
+// is List with that. WalkFallback then stats only the other entries (a file
+// for its size and time, or an entry of unknown kind): a directory it did
+// not stat is reported with size 0 and a zero ModTime, which no walk of the
+// store reads (a directory's time is not part of the storage layout, and the
 // object stores have none).
 type EntryLister interface {
 	ListEntries(ctx context.Context, path string) ([]DirEntry, error)
 }
 
 // listEntries lists dir with ListEntries where d has it, else with List
-// and every kind unknown.
+// and no entry known for a directory.
 func listEntries(ctx context.Context, d StorageDriver, dir string) ([]DirEntry, error) {
 	if el, ok := d.(EntryLister); ok {
 		return el.ListEntries(ctx, dir)

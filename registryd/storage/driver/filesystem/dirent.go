@@ -1,16 +1,9 @@
 package filesystem
 
-// dirent is a directory entry as a listing reports it.
+// dirent is a directory entry as a listing reports it: isDir when the
+// listing says the entry is a directory; a file, a symbolic link and an
+// entry of a filesystem without d_type are all false.
 type dirent struct {
-	name string
-	kind entryKind
+	name  string
+	isDir bool
 }
-
-// entryKind is what a listing knows of an entry without a stat.
-type entryKind uint8
-
-const (
-	kindOther entryKind = iota // a symbolic link, or unknown: stat it
-	kindDir
-	kindFile
-)

@@ -16,7 +16,8 @@ const direntBufSize = 8 << 10
 var direntBufs = sync.Pool{New: func() any { b := make([]byte, direntBufSize); return &b }}
 
 // readDir lists directory name in open(2), getdents64(2) until it returns
-// nothing, and close(2), and reports each entry's kind from d_type. It
+// nothing, and close(2), and reports from d_type which entries are
+// directories. It
 // makes no fcntl(2) and no stat(2), where os.File's listing adds an fcntl
 // at open and os.ReadDir an lstat per entry on filesystems without d_type
 // (and Readdirnames reports no kinds at all). A registry lists directories
@@ -39,7 +40,7 @@ func readDirNoFollow(name string) ([]dirent, error) {
 }
 
 func readDirFlags(name string, flags int) ([]dirent, error) {
-	fd, err := openFD(name, flags)
+	fd, err := openFD(name, syscall.O_RDONLY|flags, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
@@ -60,15 +61,6 @@ func readDirFlags(name string, flags int) ([]dirent, error) {
 			return out, nil
 		}
 		out = parseDirents(buf[:n], out)
-	}
-}
-
-func openFD(name string, flags int) (int, error) {
-	for {
-		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC|flags, 0)
-		if err != syscall.EINTR {
-			return fd, err
-		}
 	}
 }
 
@@ -94,32 +86,17 @@ func parseDirents(buf []byte, out []dirent) []dirent {
 			}
 		}
 		if s := string(name); s != "." && s != ".." {
-			out = append(out, dirent{name: s, kind: kindOf(rec[18])})
+			out = append(out, dirent{name: s, isDir: rec[18] == syscall.DT_DIR})
 		}
 	}
 	return out
 }
 
-func kindOf(t uint8) entryKind {
-	switch t {
-	case syscall.DT_DIR:
-		return kindDir
-	case syscall.DT_REG:
-		return kindFile
-	default:
-		return kindOther // a symbolic link, or a filesystem without d_type
-	}
-}
-
-// removeFile is unlink(2), and removeDir rmdir(2), with os.Remove's
-// errors: os.Remove tries one and then the other, two calls for every
-// directory.
-func removeFile(name string) error { return pathErr("unlink", name, syscall.Unlink(name)) }
-func removeDir(name string) error  { return pathErr("rmdir", name, syscall.Rmdir(name)) }
-
-func pathErr(op, name string, err error) error {
-	if err != nil {
-		return &os.PathError{Op: op, Path: name, Err: err}
+// removeDir is rmdir(2) with os.Remove's error: os.Remove tries unlink(2)
+// first, two calls for every directory.
+func removeDir(name string) error {
+	if err := syscall.Rmdir(name); err != nil {
+		return &os.PathError{Op: "rmdir", Path: name, Err: err}
 	}
 	return nil
 }

@@ -7,8 +7,8 @@ import (
 	"os"
 )
 
-// readDir lists directory name with its entries' kinds (dirent_linux.go
-// reads them from getdents64 directly).
+// readDir lists directory name, saying which entries are directories
+// (dirent_linux.go reads that from getdents64 directly).
 func readDir(name string) ([]dirent, error) {
 	f, err := openFile(name, os.O_RDONLY, 0)
 	if err != nil {
@@ -21,14 +21,7 @@ func readDir(name string) ([]dirent, error) {
 	}
 	out := make([]dirent, 0, len(entries))
 	for _, e := range entries {
-		k := kindOther
-		switch t := e.Type(); {
-		case t.IsDir():
-			k = kindDir
-		case t.IsRegular():
-			k = kindFile
-		}
-		out = append(out, dirent{name: e.Name(), kind: k})
+		out = append(out, dirent{name: e.Name(), isDir: e.Type().IsDir()})
 	}
 	return out, nil
 }
@@ -49,5 +42,4 @@ func readDirNoFollow(name string) ([]dirent, error) {
 
 var errNotDir = errors.New("not a directory")
 
-func removeFile(name string) error { return os.Remove(name) }
-func removeDir(name string) error  { return os.Remove(name) }
+func removeDir(name string) error { return os.Remove(name) }

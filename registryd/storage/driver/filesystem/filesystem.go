@@ -556,7 +556,7 @@ func (d *fsDriver) Stat(ctx context.Context, path string) (driver.FileInfo, erro
 }
 
 func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
-	entries, prefix, err := d.readDir(ctx, path)
+	entries, prefix, err := d.listDir(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -569,9 +569,9 @@ func (d *fsDriver) List(ctx context.Context, path string) ([]string, error) {
 	return out, nil
 }
 
-// readDir lists path for List and ListEntries, and returns the prefix of
+// listDir lists path for List and ListEntries, and returns the prefix of
 // its children's paths.
-func (d *fsDriver) readDir(ctx context.Context, path string) ([]dirent, string, error) {
+func (d *fsDriver) listDir(ctx context.Context, path string) ([]dirent, string, error) {
 	if err := d.acquire(ctx); err != nil {
 		return nil, "", err
 	}
@@ -591,27 +591,18 @@ func (d *fsDriver) readDir(ctx context.Context, path string) ([]dirent, string, 
 	return entries, strings.TrimSuffix(path, "/") + "/", nil
 }
 
-// ListEntries is List with what getdents64 says of each entry's kind
-// (driver.EntryLister): Walk then stats only files.
+// ListEntries is List saying which entries getdents64 reports as
+// directories (driver.EntryLister): Walk then stats only the others.
 func (d *fsDriver) ListEntries(ctx context.Context, path string) ([]driver.DirEntry, error) {
-	entries, prefix, err := d.readDir(ctx, path)
+	entries, prefix, err := d.listDir(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]driver.DirEntry, 0, len(entries))
 	for _, e := range entries {
-		child := prefix + e.name
-		if !driver.ValidPath(child) {
-			continue
+		if child := prefix + e.name; driver.ValidPath(child) {
+			out = append(out, driver.DirEntry{Path: child, IsDir: e.isDir})
 		}
-		k := driver.EntryUnknown
-		switch e.kind {
-		case kindDir:
-			k = driver.EntryDir
-		case kindFile:
-			k = driver.EntryFile
-		}
-		out = append(out, driver.DirEntry{Path: child, Kind: k})
 	}
 	return out, nil
 }
@@ -683,13 +674,10 @@ func removeTree(dir string) error {
 	}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.name)
-		switch e.kind {
-		case kindDir:
+		if e.isDir {
 			err = removeTree(p)
-		case kindFile:
-			err = ignoreNotExist(removeFile(p))
-		default:
-			err = ignoreNotExist(os.Remove(p))
+		} else {
+			err = ignoreNotExist(os.Remove(p)) // unlink(2), which succeeds for a file
 		}
 		if err != nil {
 			return os.RemoveAll(dir)
