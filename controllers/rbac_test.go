@@ -25,8 +25,9 @@ import (
 // which names the code that needs it where this suite cannot get to it
 // (the role is the minimum).
 
-// unexercised are the grants the controllers need that no request of this
-// suite makes, each with the reason it is kept.
+// unexercised are the grants the controllers need that this suite's
+// requests do not reliably exercise (some are used only when a run takes a
+// path timing decides), each with the reason it is kept.
 var unexercised = map[apiRequest]string{
 	{"update", "berth.dev", "registries/finalizers"}:         "children are controlled with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement admission plugin (OpenShift; not envtest) allows only to who may update the owner's finalizers",
 	{"update", "berth.dev", "garbagecollections/finalizers"}: "the collector Job and the retention ConfigMap are controlled by the run with blockOwnerDeletion (as registries/finalizers)",

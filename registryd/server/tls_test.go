@@ -120,13 +120,9 @@ func TestTLSOptions(t *testing.T) {
 
 func TestTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
 	ca := testutil.NewCA(t, "CA")
-	writeFile(t, caFile, string(ca.CertPEM()))
-	certPEM, keyPEM := ca.Issue(t, "registry")
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeFile(t, cert, string(certPEM))
-	writeFile(t, key, string(keyPEM))
+	caFile := ca.WriteCert(t, filepath.Join(dir, "ca.pem"))
+	cert, key := ca.IssueFiles(t, dir, "registry")
 	tests := map[string]struct {
 		tls  configuration.TLS
 		want string
