@@ -41,8 +41,6 @@
 //   - Deleting a manifest by digest removes the tags pointing at it;
 //     deleting by tag removes only the tag. Blob delete unlinks the blob
 //     from the repository. Content is reclaimed by garbage collection.
-//   - While WithReadOnly's function returns true, every POST, PUT, PATCH and
-//     DELETE gets 405 UNSUPPORTED; reads are unaffected.
 //   - With WithPullThrough the registry is a pull-through cache: reads of
 //     content it lacks go upstream, writes get 405 UNSUPPORTED (see
 //     PullThrough).
@@ -104,7 +102,6 @@ type IndexValidation struct {
 
 type options struct {
 	deleteEnabled     bool
-	readOnly          func() bool
 	indexValidation   IndexValidation
 	urlPolicy         URLPolicy
 	maxManifestSize   int64
@@ -130,11 +127,6 @@ type Option func(*options)
 // (storage.delete.enabled). Without it they answer 405 UNSUPPORTED.
 func WithDeleteEnabled(enabled bool) Option { return func(o *options) { o.deleteEnabled = enabled } }
 
-// WithReadOnly makes every write answer 405 UNSUPPORTED while f returns
-// true (storage.maintenance.readonly). f is called on every write, so the
-// mode can change while the server runs.
-func WithReadOnly(f func() bool) Option { return func(o *options) { o.readOnly = f } }
-
 // WithIndexValidation sets validation.manifests.indexes.
 func WithIndexValidation(v IndexValidation) Option {
 	return func(o *options) { o.indexValidation = v }
@@ -154,7 +146,9 @@ func WithRelativeURLs(relative bool) Option { return func(o *options) { o.relati
 // WithWriteAdmission sets what is asked before storage is written other
 // than by a write request (the referrers index, written while answering a
 // GET): ok false refuses, otherwise release ends the write. Without it,
-// such writes are refused while WithReadOnly's function returns true.
+// such writes are always admitted. Read-only mode is not the handler's:
+// the server refuses write requests before they reach it, and admits
+// these writes through this option (server.writeGate).
 func WithWriteAdmission(admit func() (release func(), ok bool)) Option {
 	return func(o *options) { o.writeAdmission = admit }
 }
@@ -164,9 +158,7 @@ func (h *handler) admitWrite() func() (func(), bool) {
 	if h.writeAdmission != nil {
 		return h.writeAdmission
 	}
-	return func() (func(), bool) {
-		return func() {}, h.readOnly == nil || !h.readOnly()
-	}
+	return func() (func(), bool) { return func() {}, true }
 }
 
 // WithStorageOptions configures the storage layer the handler serves from
@@ -263,9 +255,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if httpx.IsWrite(r.Method) && h.pullThrough != nil {
 		errcode.Write(w, r, errPullThroughWrite)
-		return
-	}
-	if httpx.RefuseReadOnly(w, r, h.readOnly) {
 		return
 	}
 	h.wrapBody(w, r)

@@ -1,17 +1,13 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/berth-dev/berth/registryd/storage"
 )
 
 func TestTagsList(t *testing.T) {
@@ -209,24 +205,5 @@ func TestReferrers(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestReferrersWriteNoIndexWhileReadOnly(t *testing.T) {
-	readOnly := false
-	e := newEnv(t, WithReadOnly(func() bool { return readOnly }))
-	subject := e.pushManifest("app", "v1", ociManifest, e.image("app", "subject", nil))
-	ref := e.pushManifest("app", "sig", ociManifest, e.image("app", "sig", map[string]any{"subject": desc{MediaType: ociManifest, Digest: subject, Size: 1}}))
-	index := storage.RepositoryPath("app") + "/_berth"
-	for _, ro := range []bool{true, false} {
-		readOnly = ro
-		rec := e.do(req{method: "GET", path: "/v2/app/referrers/" + subject.String()})
-		if rec.Code != 200 || !strings.Contains(rec.Body.String(), ref.String()) {
-			t.Fatalf("read-only %v: referrers %d %s", ro, rec.Code, rec.Body)
-		}
-		_, err := e.drv.Stat(context.Background(), index)
-		if exists := err == nil; exists == ro {
-			t.Errorf("read-only %v: index written = %v", ro, exists)
-		}
 	}
 }

@@ -369,45 +369,6 @@ func TestManifestDelete(t *testing.T) {
 	})
 }
 
-func TestReadOnly(t *testing.T) {
-	readOnly := true
-	e := newEnv(t, WithDeleteEnabled(true), WithReadOnly(func() bool { return readOnly }))
-	readOnly = false
-	m := e.image("app", "a", nil)
-	d := e.pushManifest("app", "v1", ociManifest, m)
-	session := e.startSession("app")
-	readOnly = true
-
-	writes := map[string]req{
-		"start upload":    {method: "POST", path: "/v2/app/blobs/uploads/"},
-		"patch upload":    {method: "PATCH", path: session, body: []byte("x")},
-		"put upload":      {method: "PUT", path: session + "?digest=" + digest.FromString("x").String(), body: []byte("x")},
-		"cancel upload":   {method: "DELETE", path: session},
-		"put manifest":    {method: "PUT", path: "/v2/app/manifests/v2", body: m, headers: map[string]string{"Content-Type": ociManifest}},
-		"delete manifest": {method: "DELETE", path: "/v2/app/manifests/" + d.String()},
-		"delete tag":      {method: "DELETE", path: "/v2/app/manifests/v1"},
-		"delete blob":     {method: "DELETE", path: "/v2/app/blobs/" + digest.FromString("x").String()},
-	}
-	for name, r := range writes {
-		t.Run(name, func(t *testing.T) {
-			rec := e.do(r)
-			if rec.Code != 405 || errorCode(t, rec) != "UNSUPPORTED" {
-				t.Fatalf("%d %s", rec.Code, rec.Body)
-			}
-		})
-	}
-	reads := []string{"/v2/", "/v2/app/manifests/v1", "/v2/app/tags/list", "/v2/_catalog", session, "/v2/app/referrers/" + d.String()}
-	for _, p := range reads {
-		if rec := e.do(req{method: "GET", path: p}); rec.Code >= 300 {
-			t.Errorf("read %s in read-only mode: %d", p, rec.Code)
-		}
-	}
-	readOnly = false
-	if rec := e.do(req{method: "DELETE", path: "/v2/app/manifests/v1"}); rec.Code != 202 {
-		t.Fatalf("write after leaving read-only: %d", rec.Code)
-	}
-}
-
 // TestManifestURLPolicy pushes manifests whose layers carry URLs under
 // each URL policy (validation.manifests.urls).
 func TestManifestURLPolicy(t *testing.T) {

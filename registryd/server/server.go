@@ -201,7 +201,7 @@ func New(cfg *configuration.Configuration, o Options) (*Server, error) {
 		handlers.WithEventSink(ops.events()),
 		handlers.WithBodyTimeout(timeout(o.BodyTimeout, handlers.DefaultBodyTimeout)),
 	)...)
-	// The gate is the one read-only refusal (no handlers.WithReadOnly):
+	// The gate is the one read-only refusal (the handler has none):
 	// a write it admitted runs to the end, and the switch waits for it.
 	h = s.mode.gate.wrap(h)
 	h, authRunner, err := withAuth(cfg, o.Logger, h)
