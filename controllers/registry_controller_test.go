@@ -475,12 +475,19 @@ var _ = Describe("Registry controller", func() {
 	})
 })
 
+// countingReconciler is a Registry reconciler whose client counts its
+// writes and reads from the API server, and the request for ns/name.
+func countingReconciler(ns, name string) (*RegistryReconciler, *countingClient, ctrl.Request) {
+	counting := &countingClient{Client: directClient()}
+	r := &RegistryReconciler{Client: counting, RegistrydImage: "registryd:test"}
+	return r, counting, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}
+}
+
 // reconcileWrites reconciles the Registry once with a counting client and
 // returns how many writes it made.
 func reconcileWrites(ns, name string) int64 {
-	counting := &countingClient{Client: directClient()}
-	r := &RegistryReconciler{Client: counting, RegistrydImage: "registryd:test"}
-	_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
+	r, counting, req := countingReconciler(ns, name)
+	_, err := r.Reconcile(ctx, req)
 	Expect(err).NotTo(HaveOccurred())
 	return counting.writes.Load()
 }
@@ -489,9 +496,7 @@ func reconcileWrites(ns, name string) int64 {
 // expects no write: its children and status are already what they should
 // be. It returns the reconciler and request for further steps.
 func expectNoWrites(ns, name string) (*RegistryReconciler, ctrl.Request) {
-	counting := &countingClient{Client: directClient()}
-	r := &RegistryReconciler{Client: counting, RegistrydImage: "registryd:test"}
-	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}
+	r, counting, req := countingReconciler(ns, name)
 	for i := range 2 {
 		_, err := r.Reconcile(ctx, req)
 		Expect(err).NotTo(HaveOccurred())

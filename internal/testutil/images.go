@@ -3,7 +3,6 @@ package testutil
 import (
 	"fmt"
 	"io"
-	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -11,7 +10,7 @@ import (
 // ImageBlobs reads an image's config and compressed layers, by digest, as
 // a registry serves them: what a test compares byte for byte after a pull.
 // An error fails the test.
-func ImageBlobs(t testing.TB, img v1.Image) map[string][]byte {
+func ImageBlobs(t TB, img v1.Image) map[string][]byte {
 	t.Helper()
 	out, err := ReadImageBlobs(img)
 	if err != nil {

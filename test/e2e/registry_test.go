@@ -400,18 +400,7 @@ func expectSameImage(want v1.Image, ref name.Reference, opts ...remote.Option) {
 	gotManifest, err := got.RawManifest()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(gotManifest).To(Equal(wantManifest), "manifest bytes")
-	wantConfig, _ := want.RawConfigFile()
-	gotConfig, err := got.RawConfigFile()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(gotConfig).To(Equal(wantConfig), "config blob bytes")
-	wantLayers, err := want.Layers()
-	Expect(err).NotTo(HaveOccurred())
-	gotLayers, err := got.Layers()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(gotLayers).To(HaveLen(len(wantLayers)))
-	for i := range wantLayers {
-		Expect(readLayer(gotLayers[i])).To(Equal(readLayer(wantLayers[i])), "layer %d bytes", i)
-	}
+	Expect(testutil.ImageBlobs(GinkgoT(), got)).To(Equal(testutil.ImageBlobs(GinkgoT(), want)), "config and layer bytes by digest")
 }
 
 // nodeInternalIP is the InternalIP of the cluster's first node, where
@@ -444,14 +433,4 @@ func trusting(ca *testutil.CA) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 	return t
-}
-
-func readLayer(l v1.Layer) []byte {
-	GinkgoHelper()
-	rc, err := l.Compressed()
-	Expect(err).NotTo(HaveOccurred())
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	Expect(err).NotTo(HaveOccurred())
-	return b
 }
